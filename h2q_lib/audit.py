@@ -1,0 +1,513 @@
+"""The report's claims, checked one at a time.
+
+Each ``check_*`` is a pure function of the claims (``ReportClaims``) and, where it needs
+them, numbers the caller measured from data; it returns one ``AuditRow`` whose verdict is
+"consistent", "inconsistent" or "not checkable here" (with the reason in ``detail``).
+``run_audit`` runs them all; ``audit_table`` makes the book's table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import pandas as pd
+
+from .baselines import WIKITEXT103_WORDS
+from .errors import ConfigError
+from .metrics import bits_per_token, word_perplexity
+from .model import count_parameters, vocab_size_for_parameters
+from .report import ReportClaims
+
+CONSISTENT = "consistent"
+INCONSISTENT = "inconsistent"
+NOT_CHECKABLE = "not checkable here"
+VERDICTS = (CONSISTENT, INCONSISTENT, NOT_CHECKABLE)
+
+MB = 1_000_000  # the report's "MB": decimal megabytes
+FP32_BYTES = 4
+MEASUREMENT_KEYS = (
+    "valid_char_tokens",  # report preprocessing + char tokenizer (<bos>/<eos>), validation
+    "train_char_tokens",  # the same on the full training split
+    "valid_words",  # WikiText words of the validation split
+    "test_char_tokens",
+    "test_words",
+)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One checked claim."""
+
+    claim: str
+    check: str
+    evidence: str
+    verdict: str
+    detail: str
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ConfigError("verdict", self.verdict, "one of " + ", ".join(VERDICTS))
+
+
+def _verdict(ok: bool) -> str:
+    return CONSISTENT if ok else INCONSISTENT
+
+
+def _rounds_to(value: float, stated: float, decimals: int) -> bool:
+    """True when ``stated`` is ``value`` rounded to ``decimals`` places: |v - s| <= ½·10^-k."""
+    return abs(value - stated) <= 0.5 * 10.0**-decimals + 1e-9
+
+
+# --- model and batch --------------------------------------------------------------------------
+
+
+def check_parameter_count(claims: ReportClaims) -> AuditRow:
+    """N(listed architecture, stated vocab) == stated parameters (``count_parameters``)."""
+    n = count_parameters(claims.model_config())
+    return AuditRow(
+        claim=f"{claims.parameters:,} parameters with vocab {claims.vocab_size:,}",
+        check="count_parameters(listed architecture, stated vocab)",
+        evidence=f"{n:,} computed vs {claims.parameters:,} stated",
+        verdict=_verdict(n == claims.parameters),
+        detail=(
+            f"The listed architecture (d={claims.n_embd}, {claims.n_layer} layers, ff "
+            f"{claims.n_ff}, {claims.seq_len} positions, tied head) with a {claims.vocab_size:,}"
+            f"-entry vocabulary has {n:,} parameters; the embedding alone is "
+            f"{claims.vocab_size * claims.n_embd:,}."
+        ),
+    )
+
+
+def check_implied_vocab(claims: ReportClaims) -> AuditRow:
+    """V = (N - N(V=0)) / d from ``vocab_size_for_parameters``; a real model gives an integer."""
+    v = vocab_size_for_parameters(claims.parameters, claims.model_config())
+    ok = v >= 1 and float(v).is_integer()
+    return AuditRow(
+        claim=f"{claims.parameters:,} parameters for the listed architecture",
+        check="vocabulary that the parameter count implies",
+        evidence=f"implied vocab = {v:.4f}",
+        verdict=_verdict(ok),
+        detail=(
+            f"Only V = {v:g} makes the listed architecture count {claims.parameters:,} "
+            "parameters. "
+            + (
+                f"An integer: the count is that of a real model with a {int(v)}-symbol "
+                "vocabulary, i.e. a character-level tokenizer, not 50,000 words."
+                if ok
+                else "Not a positive integer, so no vocabulary fits this count."
+            )
+        ),
+    )
+
+
+def check_effective_batch(claims: ReportClaims) -> AuditRow:
+    """effective batch == batch × gradient accumulation."""
+    eff = claims.batch_size * claims.grad_accum
+    return AuditRow(
+        claim=f"effective batch {claims.effective_batch}",
+        check="batch × accumulation",
+        evidence=f"{claims.batch_size} × {claims.grad_accum} = {eff}",
+        verdict=_verdict(eff == claims.effective_batch),
+        detail="Sequences per optimizer step.",
+    )
+
+
+def check_tokens_processed(claims: ReportClaims) -> AuditRow:
+    """tokens processed == steps × batch × accumulation × sequence length."""
+    n = claims.steps * claims.tokens_per_step()
+    return AuditRow(
+        claim=f"{claims.tokens_processed:,} tokens processed",
+        check="steps × batch × accumulation × sequence length",
+        evidence=(
+            f"{claims.steps:,} × {claims.batch_size} × {claims.grad_accum} × {claims.seq_len}"
+            f" = {n:,}"
+        ),
+        verdict=_verdict(n == claims.tokens_processed),
+        detail="Every step sees full sequences; no padding or packing losses are assumed.",
+    )
+
+
+def check_epochs(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow:
+    """epochs = tokens processed / training-split tokens; compared with the claimed epochs."""
+    epochs = claims.tokens_processed / claims.train_tokens
+    ok = math.isclose(epochs, claims.epochs, rel_tol=rel_tol)
+    return AuditRow(
+        claim=f"{claims.epochs:g} epoch of training",
+        check="tokens processed / training-split tokens",
+        evidence=f"{claims.tokens_processed:,} / {claims.train_tokens:,} = {epochs:.3f} epoch",
+        verdict=_verdict(ok),
+        detail=(
+            f"The run saw {100 * epochs:.1f}% of its own training split "
+            f"({claims.steps * claims.effective_batch:,} of {claims.samples:,} samples); "
+            f"one epoch would take about {claims.train_tokens / claims.tokens_per_step():,.0f}"
+            " steps."
+        ),
+    )
+
+
+def check_duration(claims: ReportClaims, tol_s: int = 60) -> AuditRow:
+    """Stated duration vs end − start of the header's timestamps (to the stated minute)."""
+    d = claims.duration_s()
+    h, rem = divmod(d, 3600)
+    m, s = divmod(rem, 60)
+    sh, sm = divmod(claims.duration_stated_s // 60, 60)
+    return AuditRow(
+        claim=f"duration {sh} h {sm} min",
+        check="end time − start time",
+        evidence=f"{claims.start_time} → {claims.end_time} = {h} h {m:02d} min {s:02d} s ({d:,} s)",
+        verdict=_verdict(abs(d - claims.duration_stated_s) < tol_s),
+        detail="Wall-clock time, which includes evaluation, sampling and checkpoint saving.",
+    )
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def check_final_model_size(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow:
+    """Final model file vs fp32 weights: 4 B × N (decimal MB)."""
+    mb = FP32_BYTES * claims.parameters / MB
+    return AuditRow(
+        claim=f"final_model.pt is {claims.final_model_mb:g} MB",
+        check="fp32 weights = 4 B × parameters",
+        evidence=f"4 × {claims.parameters:,} B = {mb:.1f} MB ({mb * MB / 2**20:.1f} MiB)",
+        verdict=_verdict(math.isclose(claims.final_model_mb, mb, rel_tol=rel_tol)),
+        detail=(
+            f"{claims.final_model_mb:g} MB is {claims.final_model_mb - mb:+.1f} MB from the "
+            "fp32 weights: room for small buffers (e.g. a registered causal mask) and the "
+            "pickled config, but not for optimizer state. The tied head is stored once."
+        ),
+    )
+
+
+def check_checkpoint_size(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow:
+    """Training checkpoint vs fp32 weights + two AdamW moments: 3 × 4 B × N (decimal MB)."""
+    mb = 3 * FP32_BYTES * claims.parameters / MB
+    return AuditRow(
+        claim=f"checkpoints are {claims.checkpoint_mb:g} MB",
+        check="weights + AdamW exp_avg + exp_avg_sq = 12 B × parameters",
+        evidence=f"12 × {claims.parameters:,} B = {mb:.1f} MB ({mb * MB / 2**20:.1f} MiB)",
+        verdict=_verdict(math.isclose(claims.checkpoint_mb, mb, rel_tol=rel_tol)),
+        detail=(
+            f"{claims.checkpoint_mb:g} MB vs {mb:.1f} MB "
+            f"({100 * (claims.checkpoint_mb / mb - 1):+.1f}%): the size of a model plus Adam "
+            "state at this parameter count, which would be "
+            "about twice as large with a 50,000-entry vocabulary."
+        ),
+    )
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def check_validation_tokens(claims: ReportClaims, measured_char_tokens: int | None) -> AuditRow:
+    """Stated validation tokens == measured char tokens of the report-preprocessed split."""
+    claim = f"validation set: {claims.validation_tokens:,} tokens"
+    check = "char tokens of the report-preprocessed validation split (<bos> + chars + <eos>)"
+    if measured_char_tokens is None:
+        return AuditRow(claim, check, "no measurement given", NOT_CHECKABLE,
+                        "The validation split was not measured in this run.")
+    return AuditRow(
+        claim=claim,
+        check=check,
+        evidence=f"{measured_char_tokens:,} measured vs {claims.validation_tokens:,} stated",
+        verdict=_verdict(measured_char_tokens == claims.validation_tokens),
+        detail=(
+            "Drop empty lines and '=' headings, strip, join with newlines, count characters "
+            "plus <bos>/<eos>: equality means the report's 'tokens' are characters."
+        ),
+    )
+
+
+def check_validation_tokens_are_words(
+    claims: ReportClaims, wikitext_words: int = WIKITEXT103_WORDS["validation"]
+) -> AuditRow:
+    """Were the validation 'tokens' words (as a 50,000-word vocabulary implies)?"""
+    ratio = claims.validation_tokens / wikitext_words
+    return AuditRow(
+        claim=f"vocab {claims.vocab_size:,}: {claims.validation_tokens:,} validation tokens",
+        check="validation tokens vs WikiText validation words",
+        evidence=f"{claims.validation_tokens:,} tokens vs {wikitext_words:,} words "
+        f"({ratio:.2f} tokens/word)",
+        verdict=_verdict(claims.validation_tokens == wikitext_words),
+        detail=(
+            f"A word-level vocabulary would give about {wikitext_words:,} tokens (Merity et al. "
+            f"2016). {ratio:.2f} tokens per word is the average word length plus a space: "
+            "characters, not words."
+        ),
+    )
+
+
+def check_train_tokens(claims: ReportClaims, measured_char_tokens: int | None = None) -> AuditRow:
+    """Stated training tokens == measured char tokens of the full, report-preprocessed split."""
+    claim = f"training set: {claims.train_tokens:,} tokens"
+    check = "char tokens of the report-preprocessed training split"
+    per_word = claims.train_tokens / WIKITEXT103_WORDS["train"]
+    scale = (
+        f"WikiText-103 train has {WIKITEXT103_WORDS['train']:,} words and about 540M "
+        f"characters; {claims.train_tokens:,} is {per_word:.2f} per word, character scale "
+        f"(validation: {claims.validation_tokens / WIKITEXT103_WORDS['validation']:.2f})."
+    )
+    if measured_char_tokens is None:
+        return AuditRow(
+            claim, check, "no measurement of the full training split", NOT_CHECKABLE,
+            "The full WikiText-103 training split (about 540 MB) is not available here, only "
+            "slices of it. " + scale,
+        )
+    return AuditRow(
+        claim, check, f"{measured_char_tokens:,} measured vs {claims.train_tokens:,} stated",
+        _verdict(measured_char_tokens == claims.train_tokens), scale,
+    )
+
+
+def _sample_formulas(n: int, t: int) -> dict[str, int]:
+    return {
+        "N // T (non-overlapping windows)": n // t,
+        "(N - 1) // T (inputs + shifted targets)": (n - 1) // t,
+        "(N - T - 1) // T + 1 (windows of T + 1, stride T)": (n - t - 1) // t + 1,
+        "N - T (stride-1 windows)": n - t,
+    }
+
+
+def check_samples(claims: ReportClaims, rel_tol: float = 1e-3) -> AuditRow:
+    """Stated samples vs common ways of cutting N training tokens into T-token sequences."""
+    formulas = _sample_formulas(claims.train_tokens, claims.seq_len)
+    name, best = min(formulas.items(), key=lambda kv: abs(kv[1] - claims.samples))
+    diff = claims.samples - best
+    exact = diff == 0
+    ok = math.isclose(claims.samples, best, rel_tol=rel_tol)
+    return AuditRow(
+        claim=f"{claims.samples:,} sequences",
+        check=f"training tokens cut into {claims.seq_len}-token sequences",
+        evidence=f"closest: {name} = {best:,} ({diff:+,}, {100 * diff / best:+.3f}%)",
+        verdict=_verdict(ok),
+        detail=(
+            ("Exact match. " if exact else
+             f"No simple formula gives the exact count; {name} is within {abs(diff):,} "
+             f"sequences (tolerance {100 * rel_tol:g}%), e.g. a remainder dropped per chunk. ")
+            + "Tried: " + "; ".join(f"{k} = {v:,}" for k, v in formulas.items()) + "."
+        ),
+    )
+
+
+# --- losses and perplexities ------------------------------------------------------------------
+
+
+def check_perplexity_rows(claims: ReportClaims) -> AuditRow:
+    """Each progress row with a PPL: PPL == round(exp(Loss), 2)."""
+    rows = [r for r in claims.progress if r.perplexity is not None]
+    bad = [r for r in rows if not _rounds_to(math.exp(r.loss), r.perplexity, 2)]
+    listing = ", ".join(
+        f"step {r.step}: exp({r.loss}) = {math.exp(r.loss):.4f} vs {r.perplexity}" for r in bad
+    )
+    return AuditRow(
+        claim="progress table: Perplexity = exp(Loss)",
+        check="round(exp(Loss), 2) for every row with a perplexity",
+        evidence=f"{len(rows) - len(bad)} of {len(rows)} rows match"
+        + (f"; {listing}" if bad else ""),
+        verdict=_verdict(not bad),
+        detail=(
+            "The report calls Loss a training loss and PPL a validation perplexity, yet PPL is "
+            "exp of the same row's Loss: either the Loss column holds the validation loss at "
+            "evaluation steps, or the 'validation' PPL is exp of the training loss. The best "
+            "validation loss 1.0828 equals row 6000's Loss, which supports the first reading."
+        ),
+    )
+
+
+def check_best_perplexity(claims: ReportClaims) -> AuditRow:
+    """best PPL == round(exp(best validation loss), 2), and that loss is the best row's Loss."""
+    ppl = math.exp(claims.best_val_loss)
+    row = next((r for r in claims.progress if r.step == claims.best_val_step), None)
+    same_row = row is not None and row.loss == claims.best_val_loss
+    ok = _rounds_to(ppl, claims.best_perplexity, 2) and same_row
+    return AuditRow(
+        claim=f"best perplexity {claims.best_perplexity} = best validation loss "
+        f"{claims.best_val_loss} @ step {claims.best_val_step}",
+        check="exp(best validation loss); the table's Loss at that step",
+        evidence=f"exp({claims.best_val_loss}) = {ppl:.4f}; table Loss at step "
+        f"{claims.best_val_step} = {row.loss if row else 'missing'}",
+        verdict=_verdict(ok),
+        detail=(
+            f"The final loss {claims.final_loss} at step {claims.steps} is higher than the best "
+            "validation loss; the 'best' number is the one reported everywhere."
+        ),
+    )
+
+
+def _reduction_pct(start: float, end: float) -> float:
+    """100 · (end − start) / start."""
+    return 100.0 * (end - start) / start
+
+
+def check_loss_reduction(claims: ReportClaims) -> AuditRow:
+    """Stated loss reduction == 100·(end − start)/start with the printed (2-decimal) losses."""
+    start, end = claims.progress[0].loss, claims.best_val_loss
+    printed = _reduction_pct(round(start, 2), round(end, 2))
+    exact = _reduction_pct(start, end)
+    return AuditRow(
+        claim=f"loss reduction {claims.loss_reduction_pct}%",
+        check="100·(end − start)/start, start = first row, end = best validation loss",
+        evidence=f"{round(start, 2)} → {round(end, 2)}: {printed:.2f}%; unrounded "
+        f"{start} → {end}: {exact:.2f}%",
+        verdict=_verdict(_rounds_to(printed, claims.loss_reduction_pct, 1)),
+        detail=(
+            "Arithmetic only. The start is a step-100 training loss and the end the best "
+            "validation loss, not the same quantity."
+        ),
+    )
+
+
+def check_ppl_reduction(claims: ReportClaims) -> AuditRow:
+    """Stated PPL reduction == 100·(end − start)/start, first reported PPL → best PPL."""
+    start = next(r.perplexity for r in claims.progress if r.perplexity is not None)
+    end = claims.best_perplexity
+    pct = _reduction_pct(start, end)
+    return AuditRow(
+        claim=f"perplexity reduction {claims.ppl_reduction_pct}%",
+        check="100·(end − start)/start, first reported PPL → best PPL",
+        evidence=f"{start} → {end}: {pct:.2f}%",
+        verdict=_verdict(_rounds_to(pct, claims.ppl_reduction_pct, 1)),
+        detail="Arithmetic only; both are per-character perplexities.",
+    )
+
+
+# --- speed and progress -----------------------------------------------------------------------
+
+
+def check_average_speed(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow:
+    """Stated average speed vs tokens processed / wall-clock duration."""
+    d = claims.duration_s()
+    speed = claims.tokens_processed / d
+    last = claims.progress[-1]
+    return AuditRow(
+        claim=f"average speed ~{claims.avg_tokens_per_s:,} tok/s",
+        check="tokens processed / (end − start)",
+        evidence=f"{claims.tokens_processed:,} / {d:,} s = {speed:,.0f} tok/s",
+        verdict=_verdict(math.isclose(claims.avg_tokens_per_s, speed, rel_tol=rel_tol)),
+        detail=(
+            f"Within {100 * rel_tol:g}% ({100 * (claims.avg_tokens_per_s / speed - 1):+.1f}%). "
+            "Wall time includes evaluation and saving, so the training speed can only be "
+            f"higher than {speed:,.0f}; the last row's {last.tokens_per_s:,} tok/s, read as a "
+            f"running average, means {claims.tokens_processed / last.tokens_per_s:,.0f} s of "
+            "training, which fits the wall time."
+        ),
+    )
+
+
+def check_progress_pct(claims: ReportClaims) -> AuditRow:
+    """Each row's Progress == 100 · step / total steps (to the printed 0.1%)."""
+    bad = [
+        r for r in claims.progress if not _rounds_to(100 * r.step / claims.steps, r.progress_pct, 1)
+    ]
+    listing = "; ".join(
+        f"{r.step}: {100 * r.step / claims.steps:.1f}% vs {r.progress_pct}% "
+        f"(implies {r.step / (r.progress_pct / 100):,.0f} total)"
+        for r in bad
+    )
+    return AuditRow(
+        claim="progress column = share of the run's steps",
+        check=f"100 · step / {claims.steps:,}",
+        evidence=f"{len(claims.progress) - len(bad)} of {len(claims.progress)} rows match"
+        + (f"; {listing}" if bad else ""),
+        verdict=_verdict(not bad),
+        detail=(
+            "Early rows fit a 5,000-step total, later ones drift towards 6,350: the column "
+            "is not step / total steps (possibly time- or token-based progress)."
+            if bad
+            else "Every row is its step's share of the run."
+        ),
+    )
+
+
+# --- the baseline comparison ------------------------------------------------------------------
+
+
+def check_baseline_comparison(
+    claims: ReportClaims,
+    valid_tokens: int | None = None,
+    valid_words: int | None = None,
+    test_tokens: int | None = None,
+    test_words: int | None = None,
+) -> AuditRow:
+    """The claim "2.95 beats GPT-2" with both sides on WikiText words.
+
+    The report's loss is per character token, so
+        bits/char = loss / ln 2,
+        word PPL  = exp(loss · tokens / words)   (GPT-2's rescaling to dataset words);
+    tokens default to the report's validation count, words to WikiText-103 validation words.
+    """
+    loss = claims.best_val_loss
+    tokens = claims.validation_tokens if valid_tokens is None else valid_tokens
+    words = WIKITEXT103_WORDS["validation"] if valid_words is None else valid_words
+    ppl_word = word_perplexity(loss * tokens, words)
+    bpc = bits_per_token(loss)
+    names = ", ".join(f"{b.model} {b.wikitext103_ppl}" for b in claims.baselines)
+    best_baseline = min(b.wikitext103_ppl for b in claims.baselines)
+    evidence = (
+        f"{claims.wikitext103_ppl} per char; loss {loss} nats/char = {bpc:.4f} bits/char; "
+        f"valid: exp({loss} × {tokens:,} / {words:,}) = {ppl_word:.1f} per word"
+    )
+    if test_tokens is not None and test_words is not None:
+        test_ppl = word_perplexity(loss * test_tokens, test_words)
+        evidence += f"; test (same loss per char): {test_ppl:.1f} per word"
+    return AuditRow(
+        claim=f"PPL {claims.wikitext103_ppl} on {claims.dataset} vs {names}",
+        check="both perplexities per WikiText word",
+        evidence=evidence,
+        verdict=_verdict(ppl_word < best_baseline),
+        detail=(
+            f"{claims.wikitext103_ppl} is a perplexity per character, GPT-2's are per WikiText "
+            f"word (Radford et al. 2019, Table 3). On words the run's {ppl_word:.0f} is "
+            + ("below" if ppl_word < best_baseline else "far above")
+            + f" GPT-2's {best_baseline}. On characters its {bpc:.2f} bits/char compares with "
+            "1.11 (enwik8) / 1.18 (text8) for a 44M character Transformer (Al-Rfou et al.)."
+        ),
+    )
+
+
+# --- all of it --------------------------------------------------------------------------------
+
+
+def run_audit(claims: ReportClaims, measurements: dict | None = None) -> list[AuditRow]:
+    """Every check, in the report's order; ``measurements`` keys are ``MEASUREMENT_KEYS``."""
+    m = dict(measurements or {})
+    unknown = sorted(set(m) - set(MEASUREMENT_KEYS))
+    if unknown:
+        raise ConfigError("measurements", unknown, "keys among " + ", ".join(MEASUREMENT_KEYS))
+    words = m.get("valid_words")
+    return [
+        check_parameter_count(claims),
+        check_implied_vocab(claims),
+        check_effective_batch(claims),
+        check_tokens_processed(claims),
+        check_epochs(claims),
+        check_duration(claims),
+        check_average_speed(claims),
+        check_progress_pct(claims),
+        check_perplexity_rows(claims),
+        check_best_perplexity(claims),
+        check_loss_reduction(claims),
+        check_ppl_reduction(claims),
+        check_final_model_size(claims),
+        check_checkpoint_size(claims),
+        check_validation_tokens(claims, m.get("valid_char_tokens")),
+        check_validation_tokens_are_words(
+            claims, WIKITEXT103_WORDS["validation"] if words is None else words
+        ),
+        check_train_tokens(claims, m.get("train_char_tokens")),
+        check_samples(claims),
+        check_baseline_comparison(
+            claims,
+            valid_tokens=m.get("valid_char_tokens"),
+            valid_words=words,
+            test_tokens=m.get("test_char_tokens"),
+            test_words=m.get("test_words"),
+        ),
+    ]
+
+
+def audit_table(rows: list[AuditRow]) -> pd.DataFrame:
+    """The rows as a DataFrame with columns claim, check, evidence, verdict, detail."""
+    columns = [f.name for f in fields(AuditRow)]
+    return pd.DataFrame([asdict(r) for r in rows], columns=columns)
