@@ -14,7 +14,6 @@ $(BIN)/h2q: pyproject.toml
 	# torch first, pinned: an unpinned install pulls a multi-GB CUDA build on CPU machines
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/python -m ipykernel install --user --name python3 >/dev/null
 	touch $@
 
 setup: $(BIN)/h2q

@@ -176,17 +176,27 @@ def report_text(lines: Iterable[str]) -> str:
     return "\n".join(report_lines(lines))
 
 
-def documents(lines: Sequence[str]) -> list[str]:
-    """Articles, split at their ``" = Title = "`` headings (lm-evaluation-harness's documents).
+def article_starts(lines: Sequence[str]) -> list[int]:
+    """Indices of article titles: a ``" = Title = "`` line between two empty lines.
 
-    Each document is its lines joined by newlines, heading included; text before the first
-    heading (the files' leading empty line) is attached to the first article.
+    The blank-line condition keeps out the few body lines that merely look like a title
+    (e.g. a formula such as ``" = 1 rad / s and a nominal impedance k = "``).
     """
-    docs: list[list[str]] = []
-    for line in lines:
-        if HEADING.match(line) or not docs:
-            docs.append([])
-        docs[-1].append(line)
+    def blank(i: int) -> bool:
+        return i < 0 or i >= len(lines) or not lines[i].strip()
+
+    return [i for i, line in enumerate(lines)
+            if HEADING.match(line) and blank(i - 1) and blank(i + 1)]
+
+
+def documents(lines: Sequence[str]) -> list[str]:
+    """Articles, split at their titles (lm-evaluation-harness's document-level WikiText).
+
+    Each document is its lines joined by newlines, title included; text before the first
+    title becomes a document of its own unless it is blank (the files' leading empty line).
+    """
+    cuts = [0, *article_starts(lines), len(lines)]
+    docs = [lines[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
     return ["\n".join(d).strip("\n") + "\n" for d in docs if any(x.strip() for x in d)]
 
 
@@ -223,7 +233,7 @@ def corpus_stats(split: Split, tokenizers: Sequence[Tokenizer] = ()) -> dict:
         "is_slice": split.is_slice,
         "lines": len(split.lines),
         "non_empty_lines": sum(1 for line in split.lines if line.strip()),
-        "articles": sum(1 for line in split.lines if HEADING.match(line)),
+        "articles": len(article_starts(split.lines)),
         "characters": len(text),
         "utf8_bytes": len(text.encode("utf-8")),
         "whitespace_words": sum(whitespace_words(d) for d in docs),
@@ -246,14 +256,19 @@ def corpus_stats(split: Split, tokenizers: Sequence[Tokenizer] = ()) -> dict:
 
 
 def _chunks(lines: Sequence[str], chunk_chars: int) -> Iterator[str]:
-    """Newline-joined pieces of about ``chunk_chars`` characters, cut only between lines."""
+    """Newline-joined pieces of about ``chunk_chars`` characters, cut only between lines.
+
+    A cut is made only between two non-blank lines, so that runs of blank lines (whose
+    whitespace byte-level BPE merges across newlines) are never split.
+    """
     buf: list[str] = []
     size = 0
     for i, line in enumerate(lines):
         piece = line if i == len(lines) - 1 else line + "\n"
         buf.append(piece)
         size += len(piece)
-        if size >= chunk_chars:
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if size >= chunk_chars and line.strip() and nxt.strip():
             yield "".join(buf)
             buf, size = [], 0
     if buf:

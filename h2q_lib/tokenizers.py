@@ -26,6 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import ConfigError
+
 TOKENIZER_NAMES = ("char", "word50k", "gpt2")
 
 CHAR_SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -230,7 +232,7 @@ def build_tokenizer(name: str, train_texts: Iterable[str] | None = None) -> Toke
     if name == "gpt2":
         return GPT2Tokenizer()
     if name not in TOKENIZER_NAMES:
-        raise ValueError(f"tokenizer={name!r} is not known; allowed: {', '.join(TOKENIZER_NAMES)}")
+        raise ConfigError("tokenizer", name, "one of " + ", ".join(TOKENIZER_NAMES))
     if train_texts is None:
         raise ValueError(f"tokenizer={name!r} needs training text to build its vocabulary")
     return CharTokenizer.train(train_texts) if name == "char" else WordTokenizer.train(train_texts)
@@ -245,7 +247,7 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
         return WordTokenizer(d["words"])
     if name == "gpt2":
         return GPT2Tokenizer()
-    raise ValueError(f"tokenizer={name!r} is not known; allowed: {', '.join(TOKENIZER_NAMES)}")
+    raise ConfigError("tokenizer", name, "one of " + ", ".join(TOKENIZER_NAMES))
 
 
 def encode_stream(tokenizer: Tokenizer, text: str) -> np.ndarray:
