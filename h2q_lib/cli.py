@@ -13,7 +13,8 @@ from dataclasses import fields
 from .errors import ConfigError, H2QError
 from .profiles import PROFILES, TrainConfig, get_profile
 
-_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str}
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
+          "int | None": int}
 
 
 def parse_value(name: str, text: str, type_name: str):
@@ -24,7 +25,7 @@ def parse_value(name: str, text: str, type_name: str):
             if low not in ("1", "0", "true", "false", "yes", "no"):
                 raise ValueError
             return low in ("1", "true", "yes")
-        if type_name == "str | None" and text.lower() in ("", "none"):
+        if type_name.endswith("| None") and text.lower() in ("", "none"):
             return None
         return _TYPES[type_name](text)
     except ValueError:

@@ -51,6 +51,7 @@ class TrainConfig:
     # evaluation, checkpoints, samples
     eval_every: int = 500
     eval_batches: int = 20
+    eval_documents: int | None = None  # articles scored by notebook 03 (None: all)
     log_every: int = 10
     ckpt_every: int = 1000
     sample_tokens: int = 200
@@ -114,6 +115,11 @@ class TrainConfig:
             raise ConfigError("warmup", self.warmup, f"an integer in [0, steps={self.steps}]")
         if self.temperature <= 0:
             raise ConfigError("temperature", self.temperature, "a positive number")
+        if self.eval_documents is not None and (
+            isinstance(self.eval_documents, bool) or not isinstance(self.eval_documents, int)
+            or self.eval_documents <= 0
+        ):
+            raise ConfigError("eval_documents", self.eval_documents, "None or a positive integer")
         if self.sample_tokens < 0 or self.top_k <= 0 or self.threads < 0:
             bad = [n for n in ("sample_tokens", "top_k", "threads")
                    if getattr(self, n) < (1 if n == "top_k" else 0)][0]
@@ -128,6 +134,7 @@ PROFILES: dict[str, dict] = {
         n_layer=2, n_head=4, n_embd=128, n_ff=512, block_size=128,
         batch_size=8, grad_accum=2, steps=120, warmup=12, lr=2e-3, min_lr=2e-4,
         eval_every=20, eval_batches=4, log_every=5, ckpt_every=60, sample_tokens=80,
+        eval_documents=6,
     ),
     "cpu": dict(
         data_config="wikitext-103-v1",
