@@ -24,8 +24,7 @@ book: setup
 
 test: setup
 	$(BIN)/ruff check h2q_lib tests benchmarks
-	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/regression/sanitize.cfg \
-		tests tests/regression
+	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/regression/sanitize.cfg tests
 
 # Re-execute notebooks 01-04 with papermill for PROFILE (smoke | cpu | report), then build.
 PROFILE ?= smoke
