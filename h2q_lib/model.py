@@ -173,6 +173,8 @@ class GPT(nn.Module):
                 kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
                 logits[logits < kth] = -float("inf")
             probs = F.softmax(logits, dim=-1)
-            nxt = torch.multinomial(probs, num_samples=1, generator=generator)
+            # sample on the CPU so that a seeded CPU generator serves every device
+            nxt = torch.multinomial(probs.cpu(), num_samples=1, generator=generator)
+            nxt = nxt.to(idx.device)
             idx = torch.cat((idx, nxt), dim=1)
         return idx

@@ -181,12 +181,11 @@ def sample_texts(
         if tokenizer.bos_id is not None:
             ids = [tokenizer.bos_id] + ids
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + step * 10 + k)
-        idx = torch.tensor([ids], dtype=torch.long)
-        raw = model.to("cpu").generate(idx, cfg.sample_tokens, cfg.temperature, cfg.top_k, gen)
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
+        raw = model.generate(idx, cfg.sample_tokens, cfg.temperature, cfg.top_k, gen)
         text = tokenizer.decode(raw[0, len(ids) :].tolist())
         out.append({"step": step, "prompt": prompt, "text": prompt + text,
                     "temperature": cfg.temperature, "top_k": cfg.top_k})
-    model.to(device)
     model.train()
     return out
 
