@@ -216,3 +216,22 @@ def test_torchrun_two_processes_match_one_process(tmp_path, data_dir):
         if va is not None:
             assert vb == pytest.approx(va, rel=1e-4)
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_attention_lets_the_model_copy_from_its_context():
+    """A second half that repeats the first is predictable only by attending back."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=20, n_layer=2, n_embd=64, n_head=4, n_ff=128, block_size=32))
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    for _ in range(250):
+        a = torch.randint(2, 20, (32, 16))
+        x = torch.cat([a, a], dim=1)
+        targets = x[:, 1:].clone()
+        targets[:, :15] = -100  # the first half is random: not scored
+        logits = m(x[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 20), targets.reshape(-1),
+                                                 ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1 < math.log(18)
