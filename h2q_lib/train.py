@@ -231,11 +231,14 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, cache_dir: str | os.Path
     if di.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)
+    # rank 0 builds the token caches first; the others then read them (no concurrent writes)
+    cache = Path(cache_dir) if cache_dir else None
+    if di.main:
+        tokenizer, train_c, val_c, train_split, _ = prepare_data(cfg, run_dir, cache)
     if di.world > 1:
         dist.barrier()
-    tokenizer, train_c, val_c, train_split, _ = prepare_data(
-        cfg, run_dir, Path(cache_dir) if cache_dir else None
-    )
+    if not di.main:
+        tokenizer, train_c, val_c, train_split, _ = prepare_data(cfg, run_dir, cache)
     train_tokens, val_tokens = train_c.tokens, val_c.tokens
 
     torch.manual_seed(cfg.seed)

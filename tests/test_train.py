@@ -207,7 +207,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, data_dir):
                             "--nproc_per_node=2", "-m", "h2q_lib.cli", "train", *flags,
                             "--run-dir", str(tmp_path / "two")], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
-    assert multi.returncode == 0, multi.stderr[-2000:]
+    assert multi.returncode == 0, multi.stderr[-8000:]
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert [s for s, _, _ in one] == [s for s, _, _ in two] == list(range(1, 7))
     for (_, a, va), (_, b, vb) in zip(one, two, strict=True):
