@@ -37,8 +37,16 @@ def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
 
 
 def hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected cell ``remove-cell`` so the HTML does not show it."""
+    """Tag papermill's injected cell ``remove-cell`` so the HTML does not show it.
+
+    Papermill's record of the input and output paths is made relative to the repository,
+    so that an executed notebook names no folder of the machine that ran it.
+    """
     nb = nbformat.read(path, as_version=4)
+    record = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key) and os.path.isabs(record[key]):
+            record[key] = os.path.relpath(record[key], ROOT)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:

@@ -93,10 +93,15 @@ def test_injected_parameters_are_hidden_from_the_html(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
         nbformat.v4.new_code_cell("y = 2")])
+    nb.metadata["papermill"] = {"input_path": str(pipeline.ROOT / "notebooks" / "a.ipynb"),
+                                "output_path": "book/notebooks/a.ipynb"}
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, path)
     pipeline.hide_injected_parameters(path)
-    cells = nbformat.read(path, as_version=4).cells
+    done = nbformat.read(path, as_version=4)
+    assert done.metadata["papermill"] == {"input_path": "notebooks/a.ipynb",
+                                          "output_path": "book/notebooks/a.ipynb"}
+    cells = done.cells
     assert cells[0].metadata["tags"] == ["injected-parameters", "remove-cell"]
     assert "tags" not in cells[1].metadata or "remove-cell" not in cells[1].metadata["tags"]
 
