@@ -1,16 +1,20 @@
-"""Time ``evaluate_split`` on the full WikiText-103 test split with the report's 25.5M char model.
+"""Time ``evaluate_split`` on whole WikiText-103 splits with the report's 25.5M char model.
 
-Random weights (the speed does not depend on them), ``GPTConfig()`` with the 127-symbol
-character vocabulary, context 512, bf16 autocast on CPU. Not a test: run it by hand,
+Without ``--checkpoint`` the model has random weights (the speed does not depend on them):
+``GPTConfig()`` with the 127-symbol character vocabulary and context 512. With
+``--checkpoint`` (a run's ``final_model.safetensors`` or ``checkpoints/best.pt``) the metrics
+are real. Not a test: run it by hand,
 
-    python benchmarks/eval_speed.py [--data-dir DIR] [--batch-size 8] [--precision bf16]
+    python benchmarks/eval_speed.py [--checkpoint PATH] [--splits test] [--device auto]
+                                    [--batch-size 8] [--precision bf16] [--out FILE.json]
 
-``--data-dir`` defaults to ``$H2Q_DATA_DIR``, else ``../shared/data/wikitext`` next to the repo.
+The data folder is ``--data-dir``, else ``$H2Q_DATA_DIR``, else ``../shared/data/wikitext``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -18,9 +22,12 @@ from pathlib import Path
 import torch
 
 from h2q_lib import data
+from h2q_lib.bench import device_name
+from h2q_lib.checkpoint import load_model
 from h2q_lib.evaluate import evaluate_split
 from h2q_lib.model import GPT, GPTConfig, count_parameters
 from h2q_lib.tokenizers import CharTokenizer
+from h2q_lib.train import pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,35 +36,46 @@ def main() -> None:
     default_dir = os.environ.get(data.DATA_DIR_ENV) or str(REPO.parent / "shared/data/wikitext")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=default_dir)
+    parser.add_argument("--config", default="wikitext-103-v1", choices=data.CONFIGS)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--splits", default="test", help="comma-separated: validation,test")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
     parser.add_argument("--max-documents", type=int, default=None)
+    parser.add_argument("--out", default=None, help="also write the results as JSON here")
     args = parser.parse_args()
 
-    split = data.load_split("test", data_dir=args.data_dir)
-    tokenizer = CharTokenizer.train([split.text()])
-    cfg = GPTConfig(vocab_size=tokenizer.vocab_size)
-    torch.manual_seed(0)
-    model = GPT(cfg).eval()
-    print(
-        f"model: {count_parameters(cfg):,} parameters, context {cfg.block_size}, "
-        f"{torch.get_num_threads()} threads, precision {args.precision}"
-    )
+    device = pick_device(args.device)
+    splits = {name: data.load_split(name, args.config, data_dir=args.data_dir)
+              for name in args.splits.split(",")}
+    if args.checkpoint:
+        model, tokenizer, _ = load_model(args.checkpoint, device)
+    else:
+        tokenizer = CharTokenizer.train([splits[next(iter(splits))].text()])
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval()
+    cfg = model.config
+    print(f"model: {count_parameters(cfg):,} parameters, context {cfg.block_size}, "
+          f"{device_name(device)}, precision {args.precision}")
 
-    start = time.perf_counter()
-    result = evaluate_split(
-        model,
-        tokenizer,
-        split,
-        context=cfg.block_size,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        max_documents=args.max_documents,
-    )
-    seconds = time.perf_counter() - start
-    print(f"documents {result.documents}, scored tokens {result.tokens:,}")
-    print(f"seconds {seconds:.1f}, tokens/s {result.tokens / seconds:,.0f}")
-    print(f"bits/char (random weights) {result.metrics['bits_per_character']:.3f}")
+    results = {"device": device, "device_name": device_name(device),
+               "checkpoint": args.checkpoint, "torch": torch.__version__, "splits": {}}
+    for name, split in splits.items():
+        start = time.perf_counter()
+        result = evaluate_split(model, tokenizer, split, context=cfg.block_size,
+                                batch_size=args.batch_size, device=device,
+                                precision=args.precision, max_documents=args.max_documents)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        results["splits"][name] = {"seconds": seconds, "tokens_per_s": result.tokens / seconds,
+                                   **result.to_dict()}
+        print(f"{name}: documents {result.documents}, scored tokens {result.tokens:,}, "
+              f"{seconds:.1f} s, {result.tokens / seconds:,.0f} tokens/s, "
+              f"bits/byte {result.metrics['bits_per_byte']:.4f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Throughput benchmark: every number measured in one process, side by side.
 
 - the device's achievable matrix-multiply rate (bf16, fp32): the limit;
-- training tokens/s of the report's architecture at its batch and context, run the way the
-  trainer runs it (autocast, accumulation, clipping, fused AdamW), and its model-FLOPs
-  utilisation against the measured bf16 rate (FLOPs per token 6·N + 12·L·d·T);
-- the same step as a plain fp32 eager loop (the reference), so the speed-up is a ratio;
-- evaluation tokens/s (no gradients) and tokenization MB/s for ``char`` and ``gpt2``;
-- peak memory (resident set).
+- training tokens/s of the report's architecture at its batch and context, one optimizer step
+  over ``grad_accum`` micro-batches the way the trainer runs it, for a ladder of settings that
+  starts at a plain fp32 eager loop (the reference) and adds one change at a time (bf16
+  autocast, fused AdamW, ``torch.compile``), so each change's gain is a measured ratio;
+- model-FLOPs utilisation against the measured bf16 rate (FLOPs per token 6·N + 12·L·d·T);
+- evaluation tokens/s (no gradients, the evaluator's precision) and its ceiling: the linear
+  layers alone need 2·N_linear FLOPs a token, so no evaluator beats bf16 rate / 2·N_linear;
+- tokenization MB/s for ``char`` and ``gpt2`` (all cores), and peak memory.
 A benchmark, not a test: nothing here asserts a time.
 """
 
@@ -14,14 +16,37 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .model import GPT, GPTConfig, count_parameters, flops_per_token
-from .train import autocast, pick_device, pick_precision
+from .train import autocast, peak_rss_gb, pick_device, pick_precision
+
+REPORT_TOKENS = 104_038_400  # 6,350 steps × 32 sequences × 512 tokens
+REPORT_TOKENS_PER_S = 5_500  # the report's stated average on Apple MPS
+REPORT_DURATION_S = 5 * 3600 + 2 * 60  # "5 h 2 min"
+
+
+@dataclass(frozen=True)
+class TrainVariant:
+    """One rung of the training ladder; each adds one change to the rung before it."""
+
+    name: str
+    precision: str  # "fp32", or "auto" for the trainer's choice on the device
+    fused_adamw: bool
+    compile: bool
+
+
+TRAIN_LADDER: tuple[TrainVariant, ...] = (
+    TrainVariant("fp32 eager, for-loop AdamW (reference)", "fp32", False, False),
+    TrainVariant("+ mixed precision (bf16 autocast)", "auto", False, False),
+    TrainVariant("+ fused AdamW (the trainer's default)", "auto", True, False),
+    TrainVariant("+ torch.compile (--compile true)", "auto", True, True),
+)
 
 
 def _sync(device: str) -> None:
@@ -42,11 +67,28 @@ def _timed(fn, device: str, repeats: int) -> float:
     return best
 
 
-def matmul_rate(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 3) -> float:
-    """Achievable FLOP/s of an ``n × n`` matrix product: 2n³ / seconds."""
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    if device == "mps":
+        return "Apple MPS"
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 3) -> float:
+    """Achievable FLOP/s of an ``n × n`` matrix product on random data: 2n³ / seconds."""
+    n = n or (2048 if device == "cpu" else 8192)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    reps = 4 if device == "cpu" else 50
+    reps = 4 if device == "cpu" else 20
 
     def run():
         for _ in range(reps):
@@ -55,7 +97,7 @@ def matmul_rate(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 3
     return 2 * n**3 * reps / _timed(run, device, repeats)
 
 
-def _train_step(model, opt, batches, device, precision, clip=1.0, scaler=None):
+def _train_step(model, opt, batches, device, precision, clip=1.0):
     for x, y in batches:
         with autocast(device, precision):
             _, loss = model(x, y)
@@ -65,93 +107,217 @@ def _train_step(model, opt, batches, device, precision, clip=1.0, scaler=None):
     opt.zero_grad(set_to_none=True)
 
 
-def training_rate(cfg: GPTConfig, device: str, precision: str, batch: int, accum: int,
-                  repeats: int, fused: bool) -> float:
+def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int, accum: int,
+                  repeats: int) -> float:
     """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens."""
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused_adamw,
+                            foreach=False if not variant.fused_adamw else None)
+    step_model = torch.compile(model) if variant.compile else model
+    precision = pick_precision(device, variant.precision)
     batches = [(torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device),) * 2
                for _ in range(accum)]
-    secs = _timed(lambda: _train_step(model, opt, batches, device, precision), device, repeats)
+    if variant.compile:  # compilation is a one-off cost, not throughput
+        _train_step(step_model, opt, batches[:1], device, precision)
+    secs = _timed(lambda: _train_step(step_model, opt, batches, device, precision), device,
+                  repeats)
     return batch * accum * cfg.block_size / secs
+
+
+def adamw_step_seconds(cfg: GPTConfig, device: str, fused: bool, repeats: int) -> float:
+    """Seconds of one AdamW step over the model's parameters alone (random gradients).
+
+    The optimizer is a small part of a training step, so its gain is measured here, where
+    it acts, rather than read off the training ladder, whose rungs differ by a few percent
+    from run to run.
+    """
+    model = GPT(cfg).to(device)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused,
+                            foreach=None if fused else False)
+    return _timed(opt.step, device, max(repeats, 3))
 
 
 @torch.inference_mode()
 def eval_rate(cfg: GPTConfig, device: str, precision: str, batch: int, repeats: int) -> float:
+    """Forward tokens/s the way ``evaluate_documents`` runs: one autocast region, no grads."""
     model = GPT(cfg).to(device).eval()
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
-
-    def run():
-        with autocast(device, precision):
-            model(x)
-
-    return batch * cfg.block_size / _timed(run, device, repeats)
+    with autocast(device, precision):
+        return batch * cfg.block_size / _timed(lambda: model(x), device, repeats)
 
 
-def tokenization_rates(text: str) -> dict[str, float]:
-    """MB/s of UTF-8 text encoded by ``char`` (one pass) and ``gpt2`` (all cores)."""
+def eval_split_rate(device: str, precision: str, batch: int, split,
+                    max_documents: int | None = None) -> dict[str, float | int]:
+    """The evaluator end to end (``evaluate_split``) on a whole split, random char model.
+
+    Windows, padding, the float64 sum and the counts included; the speed does not depend
+    on the weights, so a random ``GPTConfig()`` with the split's character vocabulary serves.
+    """
+    from .evaluate import evaluate_split
+    from .tokenizers import CharTokenizer
+
+    tokenizer = CharTokenizer.train([split.text()])
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval()
+    t0 = time.perf_counter()
+    result = evaluate_split(model, tokenizer, split, context=model.config.block_size,
+                            batch_size=batch, device=device, precision=precision,
+                            max_documents=max_documents)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {"eval_split": split.name, "eval_split_documents": result.documents,
+            "eval_split_tokens": result.tokens, "eval_split_seconds": seconds,
+            "eval_split_tokens_per_s": result.tokens / seconds}
+
+
+def linear_flops_per_token(cfg: GPTConfig) -> int:
+    """Forward multiply-adds of the weight matrices, 2 FLOPs each: 2·(L·(4d² + 2·d·f) + V·d).
+
+    Attention scores, biases, LayerNorms and GELUs are left out, so this is a lower bound on
+    the work of scoring one token.
+    """
+    d = cfg.n_embd
+    return 2 * (cfg.n_layer * (4 * d * d + 2 * d * cfg.n_ff) + cfg.vocab_size * d)
+
+
+def _line_chunks(text: str, pieces: int) -> list[str]:
+    """``text`` cut at line ends into about ``pieces`` chunks of similar size."""
+    lines = text.splitlines(keepends=True)
+    size = max(1, len(lines) // pieces)
+    return ["".join(lines[i : i + size]) for i in range(0, len(lines), size)]
+
+
+def tokenization_rates(text: str) -> dict[str, float | int]:
+    """MB/s of UTF-8 text encoded by ``char`` (one pass) and ``gpt2`` (one thread, all cores).
+
+    For ``gpt2`` the text is cut at line ends into four chunks a core, so that every thread
+    gets large pieces of work (a task a line costs more in scheduling than in encoding).
+    """
     from .tokenizers import CharTokenizer, GPT2Tokenizer
 
     mb = len(text.encode("utf-8")) / 1e6
     char = CharTokenizer.train([text])
     t0 = time.perf_counter()
     char.encode(text)
-    out = {"char_MB_per_s": mb / (time.perf_counter() - t0)}
+    out: dict[str, float | int] = {"char_MB_per_s": mb / (time.perf_counter() - t0)}
     gpt2 = GPT2Tokenizer()
-    pieces = text.split("\n")
-    t0 = time.perf_counter()
-    gpt2.encode_batch(pieces)
-    out["gpt2_MB_per_s"] = mb / (time.perf_counter() - t0)
-    out["gpt2_threads"] = os.cpu_count() or 1
+    threads = os.cpu_count() or 1
+    chunks = _line_chunks(text, 4 * threads)
+    gpt2.encode_batch(chunks[:1], num_threads=1)  # warm-up
+    for key, n in (("gpt2_1_thread_MB_per_s", 1), ("gpt2_MB_per_s", threads)):
+        t0 = time.perf_counter()
+        gpt2.encode_batch(chunks, num_threads=n)
+        out[key] = mb / (time.perf_counter() - t0)
+    out["gpt2_threads"] = threads
     return out
 
 
+def _peak_memory_gb(device: str) -> dict[str, float | None]:
+    out = {"peak_rss_GB": peak_rss_gb()}
+    if device == "cuda":
+        out["peak_device_memory_GB"] = torch.cuda.max_memory_allocated() / 1e9
+    return out
+
+
+def _local_split(name: str):
+    """A WikiText-103 split from the local data folder, or None where there is none."""
+    from .data import load_split
+
+    try:
+        return load_split(name, "wikitext-103-v1", source="local")
+    except Exception:  # no local data: the measures that need it are left out
+        return None
+
+
 def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: bool = False,
-                  device: str = "auto", text: str | None = None) -> dict:
+                  device: str = "auto", batch_size: int = 8, grad_accum: int = 4,
+                  ladder: tuple[TrainVariant, ...] = TRAIN_LADDER,
+                  text: str | None = None, eval_split: str | None = "test") -> dict:
     """Measure everything, print a table and write JSON to ``out``."""
     device = pick_device(device)
     precision = pick_precision(device)
     cfg = GPTConfig(vocab_size=127)
     repeats = 1 if quick else 3
-    accum = 1 if quick else 4
+    accum = 1 if quick else grad_accum
     bf16 = matmul_rate(device, torch.bfloat16, repeats=repeats)
     fp32 = matmul_rate(device, torch.float32, repeats=repeats)
-    train_tps = training_rate(cfg, device, precision, 8, accum, repeats, fused=True)
-    eager_tps = training_rate(cfg, device, "fp32", 8, accum, repeats, fused=False)
-    eval_tps = eval_rate(cfg, device, precision, 8, repeats)
-    if text is None:
-        from .data import load_split, report_text
-
-        try:
-            text = report_text(load_split("validation").lines)
-        except Exception:  # no data here: tokenization is measured on generated text
-            text = "The meaning of life is a question. " * 30_000
     fpt = flops_per_token(cfg)
+    train = []
+    for variant in ladder:
+        tps = training_rate(cfg, device, variant, batch_size, accum, repeats)
+        train.append({"variant": variant.name, "tokens_per_s": tps,
+                      "MFU_vs_measured_bf16": tps * fpt / bf16})
+    for row in train:
+        row["speedup_vs_reference"] = row["tokens_per_s"] / train[0]["tokens_per_s"]
+    best = max(train, key=lambda r: r["tokens_per_s"])
+    adamw = {f"adamw_step_s_{name}": adamw_step_seconds(cfg, device, fused, repeats)
+             for name, fused in (("for_loop", False), ("fused", True))}
+    trainer = next((r for r in train if "trainer" in r["variant"]), best)
+    eval_tps = eval_rate(cfg, device, precision, batch_size, repeats)
+    lfpt = linear_flops_per_token(cfg)
+    split = _local_split(eval_split) if eval_split else None
+    whole_split = (eval_split_rate(device, precision, batch_size, split, 4 if quick else None)
+                   if split is not None else {})
+    if text is None:
+        validation = _local_split("validation")
+        text = (validation.text() if validation is not None
+                else "The meaning of life is a question. " * 30_000)
     result = {
         "device": device,
+        "device_name": device_name(device),
+        "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "parameters": count_parameters(cfg),
         "flops_per_token": fpt,
+        "batch": f"{batch_size} x {accum} x {cfg.block_size}",
         "matmul_bf16_TFLOPs": bf16 / 1e12,
         "matmul_fp32_TFLOPs": fp32 / 1e12,
-        "train_tokens_per_s": train_tps,
+        "train": train,
         "train_precision": precision,
-        "train_MFU_vs_measured_bf16": train_tps * fpt / bf16,
-        "eager_fp32_tokens_per_s": eager_tps,
-        "speedup_vs_eager_fp32": train_tps / eager_tps,
+        "train_tokens_per_s": trainer["tokens_per_s"],
+        "train_MFU_vs_measured_bf16": trainer["MFU_vs_measured_bf16"],
+        "eager_fp32_tokens_per_s": train[0]["tokens_per_s"],
+        "speedup_vs_eager_fp32": trainer["tokens_per_s"] / train[0]["tokens_per_s"],
+        **adamw,
+        "best_variant": best["variant"],
+        "best_tokens_per_s": best["tokens_per_s"],
+        # the most any setting could give: all training FLOPs at the measured bf16 rate
+        "train_ceiling_tokens_per_s": bf16 / fpt,
         "eval_tokens_per_s": eval_tps,
-        "eval_over_train": eval_tps / train_tps,
+        "eval_over_train": eval_tps / trainer["tokens_per_s"],
+        "eval_linear_flops_per_token": lfpt,
+        "eval_ceiling_tokens_per_s": bf16 / lfpt,
+        **whole_split,
         **tokenization_rates(text),
-        "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "report_tokens_per_s": 5_500,
-        "full_recipe_hours_at_train_rate": 104_038_400 / train_tps / 3600,
+        **_peak_memory_gb(device),
+        "report_tokens_per_s": REPORT_TOKENS_PER_S,
+        "report_duration_s": REPORT_DURATION_S,
+        "full_recipe_hours_at_best_rate": REPORT_TOKENS / best["tokens_per_s"] / 3600,
+        "speedup_vs_report": best["tokens_per_s"] / REPORT_TOKENS_PER_S,
         "quick": quick,
     }
-    width = max(len(k) for k in result)
-    for k, v in result.items():
-        print(f"{k:<{width}}  {v:,.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print(format_table(result))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=1))
     return result
+
+
+def format_table(result: dict) -> str:
+    """The result as aligned ``key  value`` lines, the training ladder as rows."""
+    width = max(len(k) for k in result)
+    lines = []
+    for k, v in result.items():
+        if k == "train":
+            for row in v:
+                lines.append(f"  {row['variant']:<42} {row['tokens_per_s']:>12,.0f} tok/s  "
+                             f"{row['speedup_vs_reference']:5.2f}x  "
+                             f"MFU {row['MFU_vs_measured_bf16']:6.1%}")
+        elif isinstance(v, float):
+            lines.append(f"{k:<{width}}  {v:,.4g}")
+        else:
+            lines.append(f"{k:<{width}}  {v}")
+    return "\n".join(lines)

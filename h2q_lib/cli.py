@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
     b.add_argument("--out", default="benchmarks/results.json")
     b.add_argument("--quick", action="store_true", help="fewer repetitions")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    b.add_argument("--batch-size", type=int, default=8, help="sequences per micro-batch")
+    b.add_argument("--grad-accum", type=int, default=4, help="micro-batches per step")
     return parser
 
 
@@ -92,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bench":
             from .bench import run_benchmark
 
-            run_benchmark(out=args.out, quick=args.quick)
+            for name in ("batch_size", "grad_accum"):
+                if getattr(args, name) < 1:
+                    raise ConfigError(name, getattr(args, name), "a positive integer")
+            run_benchmark(out=args.out, quick=args.quick, device=args.device,
+                          batch_size=args.batch_size, grad_accum=args.grad_accum)
     except H2QError as e:
         print(f"h2q: error: {e}", file=sys.stderr)
         return 2

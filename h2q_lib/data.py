@@ -11,6 +11,7 @@ else the hub, and fails in well under 2 s when neither can serve.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -280,18 +281,24 @@ def encode_to_file(
 ) -> int:
     """Write ``encode_stream(tokenizer, "\\n".join(lines))`` to ``path`` chunk by chunk.
 
-    Memory stays bounded by ``chunk_chars`` whatever the split's size. Returns the count.
+    Memory stays bounded by ``chunk_chars`` (times the cores, for a tokenizer with
+    ``encode_batch``, which encodes one chunk a core at a time) whatever the split's size.
+    Returns the count.
     """
     dtype = smallest_uint_dtype(tokenizer.vocab_size)
+    group = (os.cpu_count() or 1) if hasattr(tokenizer, "encode_batch") else 1
+    chunks = _chunks(lines, chunk_chars)
     n = 0
     with open(path, "wb") as f:
         if tokenizer.bos_id is not None:
             f.write(np.asarray([tokenizer.bos_id], dtype=dtype).tobytes())
             n += 1
-        for chunk in _chunks(lines, chunk_chars):
-            ids = tokenizer.encode(chunk).astype(dtype, copy=False)
-            f.write(ids.tobytes())
-            n += len(ids)
+        while batch := list(itertools.islice(chunks, group)):
+            encoded = (tokenizer.encode_batch(batch) if len(batch) > 1
+                       else [tokenizer.encode(batch[0])])
+            for ids in encoded:
+                f.write(ids.astype(dtype, copy=False).tobytes())
+                n += len(ids)
         if tokenizer.eos_id is not None:
             f.write(np.asarray([tokenizer.eos_id], dtype=dtype).tobytes())
             n += 1

@@ -1,4 +1,4 @@
-"""Run notebooks 01-04 with papermill for one profile, then build the book.
+"""Run notebooks 01-05 with papermill for one profile, then build the book.
 
 Paths handed to the notebooks are relative to the folder they run in, so executed
 notebooks never record a machine's paths. Re-running resumes: training continues from
@@ -19,7 +19,9 @@ from .errors import ConfigError
 from .profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ("01_data_prep", "02_train", "03_evaluate", "04_tokenizer_caveats")
+NOTEBOOKS = (
+    "01_data_prep", "02_train", "03_evaluate", "04_tokenizer_caveats", "05_performance",
+)
 
 
 def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
@@ -32,6 +34,7 @@ def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
         "run_dir": rel(runs_dir / profile),
         "experiment_dir": rel(runs_dir / f"{profile}-tokenizers"),
         "cache_dir": rel(runs_dir / "token_cache"),
+        "benchmarks_dir": rel(ROOT / "benchmarks"),
         "restart": restart,
     }
 

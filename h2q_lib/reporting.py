@@ -47,9 +47,10 @@ def git_revision() -> str:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here,
                              capture_output=True, text=True, timeout=10).stdout.strip()
         # "dirty" when the code that produces results differs from the commit; the executed
-        # notebooks that a pipeline run is rewriting do not count
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "h2q_lib", "notebooks", "pyproject.toml"], cwd=here,
+        # notebooks that a pipeline run is rewriting do not count. ":/" roots each path at
+        # the top of the work tree, whatever folder git runs in.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--",
+                                ":/h2q_lib", ":/notebooks", ":/pyproject.toml"], cwd=here,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

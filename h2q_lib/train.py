@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,17 @@ def sample_texts(
                     "temperature": cfg.temperature, "top_k": cfg.top_k})
     model.train()
     return out
+
+
+def peak_rss_gb() -> float | None:
+    """Peak resident memory of this process so far, in GB (None where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes
+    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
 
 
 def _append_jsonl(path: Path, records: list[dict]) -> None:
@@ -392,6 +404,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, cache_dir: str | os.Path
             "precision": precision,
             "world_size": di.world,
             "torch": torch.__version__,
+            "peak_rss_GB": peak_rss_gb(),
         }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     if di.world > 1:

@@ -1,0 +1,142 @@
+"""The benchmark's bookkeeping and the performance chapter's tables (no timing is asserted)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from h2q_lib import bench, cli, performance
+from h2q_lib.model import GPT, GPTConfig
+
+
+def test_linear_flops_count_every_weight_matrix_of_the_model():
+    cfg = GPTConfig(vocab_size=127, n_layer=3, n_embd=64, n_head=4, n_ff=96, block_size=32)
+    weights = sum(m.weight.numel() for m in GPT(cfg).modules() if isinstance(m, nn.Linear))
+    assert bench.linear_flops_per_token(cfg) == 2 * weights  # the tied head counted once
+
+
+def test_training_ladder_adds_one_change_at_a_time():
+    ladder = bench.TRAIN_LADDER
+    assert (ladder[0].precision, ladder[0].fused_adamw, ladder[0].compile) == ("fp32", False,
+                                                                               False)
+    for before, after in zip(ladder, ladder[1:], strict=False):
+        changed = [f.name for f in dataclasses.fields(before)
+                   if f.name != "name" and getattr(before, f.name) != getattr(after, f.name)]
+        assert len(changed) == 1, (before.name, after.name, changed)
+
+
+def test_training_and_eval_rates_measure_a_tiny_model():
+    cfg = GPTConfig(vocab_size=11, n_layer=1, n_embd=32, n_head=2, n_ff=64, block_size=16)
+    for variant in bench.TRAIN_LADDER[:3]:
+        assert bench.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
+    assert bench.eval_rate(cfg, "cpu", "bf16", batch=2, repeats=1) > 0
+
+
+def test_eval_split_rate_runs_the_real_evaluator(valid_split):
+    out = bench.eval_split_rate("cpu", "bf16", 4, valid_split, max_documents=1)
+    assert out["eval_split"] == "validation" and out["eval_split_documents"] == 1
+    assert out["eval_split_tokens"] > 1000 and out["eval_split_tokens_per_s"] > 0
+
+
+def _fake_result(device="cpu", **over):
+    result = {
+        "device": device, "device_name": "Test CPU", "torch": "x", "batch": "8 x 4 x 512",
+        "flops_per_token": 1.0e8, "matmul_bf16_TFLOPs": 0.4, "matmul_fp32_TFLOPs": 0.2,
+        "train": [{"variant": "ref", "tokens_per_s": 1000.0, "speedup_vs_reference": 1.0,
+                   "MFU_vs_measured_bf16": 0.25}],
+        "train_tokens_per_s": 2000.0, "train_MFU_vs_measured_bf16": 0.5,
+        "eager_fp32_tokens_per_s": 1000.0, "speedup_vs_eager_fp32": 2.0,
+        "best_tokens_per_s": 2000.0, "train_ceiling_tokens_per_s": 4000.0,
+        "eval_tokens_per_s": 7000.0, "eval_over_train": 3.5, "eval_split_tokens": 1_000_000,
+        "eval_split_seconds": 300.0, "eval_ceiling_tokens_per_s": 5000.0,
+        "char_MB_per_s": 100.0, "peak_rss_GB": 2.0, "quick": False,
+    }
+    return {**result, **over}
+
+
+def test_targets_separate_missed_from_unreachable():
+    table = performance.target_table(_fake_result())
+    mfu = table.loc["training MFU against the measured bf16 rate"]
+    assert not mfu["met"] and mfu["reachable"]
+    speedup = table.loc["trainer over the plain fp32 eager loop"]
+    assert not speedup["met"] and speedup["best reachable on this machine"] == 4.0
+    assert speedup["reachable"]  # exactly 4x at the ceiling
+    split = table.loc["whole test split through the evaluator, s"]
+    assert split["best reachable on this machine"] == pytest.approx(200.0)
+    assert not split["met"] and not split["reachable"]
+    assert table.loc["evaluation over training throughput", "met"]
+    assert "training tokens/s on one H100-class GPU" not in table.index
+
+
+def test_gpu_target_is_judged_on_gpu_results_only():
+    gpu = _fake_result("cuda", best_tokens_per_s=400_000.0, train_ceiling_tokens_per_s=4e6)
+    table = performance.target_table(gpu)
+    assert list(table.index) == ["training tokens/s on one H100-class GPU"]
+    assert table.iloc[0]["met"] and table.iloc[0]["required"] == 330_000
+
+
+def test_quick_results_are_not_judged_on_the_whole_split():
+    table = performance.target_table(_fake_result(quick=True))
+    assert "whole test split through the evaluator, s" not in table.index
+
+
+def test_recipe_table_converts_rates_to_hours(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_fake_result()))
+    (tmp_path / "results-cuda.json").write_text(json.dumps(_fake_result("cuda")))
+    (tmp_path / "other.json").write_text("{}")
+    results = performance.load_benchmarks(tmp_path)
+    assert [r["file"] for r in results] == ["results.json", "results-cuda.json"]
+    table = performance.recipe_table(results, run_tokens_per_s=1000.0)
+    hours = table["hours for 104M tokens"]
+    assert hours.iloc[0] == pytest.approx(104_038_400 / 5_500 / 3600)
+    assert hours.iloc[1] == pytest.approx(5 + 2 / 60)  # the report's stated duration
+    assert hours.iloc[-1] == pytest.approx(104_038_400 / 1000 / 3600)
+    assert set(performance.measures_table(results).columns) >= {"unit"}
+
+
+def test_run_throughput_is_the_median_of_logged_rates():
+    log = [{"tokens_per_s": v} for v in (100.0, 900.0, 1000.0, 1100.0)] + [{"step": 1}]
+    assert performance.run_tokens_per_s(log) == 950.0
+    assert performance.run_tokens_per_s([]) is None
+
+
+def test_step_time_comes_from_the_batch_and_the_rate():
+    result = _fake_result()
+    assert performance.tokens_per_step(result) == 16_384
+    assert performance.step_seconds(result) == pytest.approx(16_384 / 2000.0)
+
+
+def test_gain_of_a_rung_is_read_against_the_trainer():
+    result = _fake_result()
+    result["train"].append({"variant": "+ torch.compile", "tokens_per_s": 2500.0})
+    assert performance.gain_over_trainer(result, "torch.compile") == pytest.approx(1.25)
+    assert performance.gain_over_trainer(result, "no such rung") is None
+
+
+def test_bench_flags_are_checked(capsys):
+    assert cli.main(["bench", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size" in err and "0" in err and "positive integer" in err
+
+
+def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
+    rates = iter([100.0, 250.0, 300.0])
+    monkeypatch.setattr(bench, "training_rate", lambda *a, **k: next(rates))
+    monkeypatch.setattr(bench, "eval_rate", lambda *a, **k: 1200.0)
+    monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e10)
+    out = tmp_path / "r.json"
+    res = bench.run_benchmark(out=out, quick=True, device="cpu", text="abc\n" * 1000,
+                              ladder=bench.TRAIN_LADDER[:3], eval_split=None)
+    saved = json.loads(out.read_text())
+    assert [r["speedup_vs_reference"] for r in saved["train"]] == [1.0, 2.5, 3.0]
+    assert saved["train_tokens_per_s"] == 300.0  # the trainer's default rung
+    assert saved["eval_over_train"] == 4.0
+    assert res["train_MFU_vs_measured_bf16"] == pytest.approx(300.0 * res["flops_per_token"]
+                                                              / 1e10)
+    assert res["train_ceiling_tokens_per_s"] == pytest.approx(1e10 / res["flops_per_token"])
+    assert "eval_split_seconds" not in saved
+    assert torch.get_num_threads() == saved["threads"]
