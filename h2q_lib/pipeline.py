@@ -74,10 +74,12 @@ def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "run
         os.environ[DATA_DIR_ENV] = str(Path(os.environ[DATA_DIR_ENV]).resolve())
     done = []
     for name in notebooks:
-        target = out / f"{name}.ipynb"
+        source, target = ROOT / "notebooks" / f"{name}.ipynb", out / f"{name}.ipynb"
         print(f"papermill {name} (profile {profile}) -> {target}", flush=True)
+        declared = papermill.inspect_notebook(str(source))  # pass only what it declares
         papermill.execute_notebook(
-            str(ROOT / "notebooks" / f"{name}.ipynb"), str(target), parameters=params,
+            str(source), str(target), parameters={k: v for k, v in params.items()
+                                                   if k in declared},
             cwd=str(out), progress_bar=False, kernel_name="python3",
         )
         hide_injected_parameters(target)
