@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .bench import REPORT_DURATION_S, REPORT_TOKENS, REPORT_TOKENS_PER_S
+from .report import REPORT
 
 
 def load_benchmarks(folder: str | os.PathLike) -> list[dict]:
@@ -160,6 +161,19 @@ def target_table(result: dict) -> pd.DataFrame:
                      "measured": value, "met": t.met(value),
                      "best reachable on this machine": bound, "reachable": reachable})
     return pd.DataFrame(rows).set_index("target")
+
+
+REPORT_ARCHITECTURE = {"n_layer": REPORT.n_layer, "n_head": REPORT.n_head,
+                       "n_embd": REPORT.n_embd, "n_ff": REPORT.n_ff, "block_size": REPORT.seq_len,
+                       "batch_size": REPORT.batch_size, "grad_accum": REPORT.grad_accum}
+
+
+def trains_report_model(config: dict) -> bool:
+    """Whether a run's ``config.json`` is the report's architecture at the report's batch.
+
+    Only such a run's throughput says how long the report's recipe would take.
+    """
+    return all(config.get(k) == v for k, v in REPORT_ARCHITECTURE.items())
 
 
 def run_tokens_per_s(log: list[dict]) -> float | None:

@@ -104,6 +104,14 @@ def test_run_throughput_is_the_median_of_logged_rates():
     assert performance.run_tokens_per_s([]) is None
 
 
+def test_only_runs_of_the_report_model_time_the_recipe():
+    report_like = {**performance.REPORT_ARCHITECTURE, "steps": 200, "lr": 6e-4}
+    assert performance.trains_report_model(report_like)
+    assert not performance.trains_report_model({**report_like, "n_embd": 128})
+    assert not performance.trains_report_model({**report_like, "grad_accum": 2})
+    assert not performance.trains_report_model({})
+
+
 def test_step_time_comes_from_the_batch_and_the_rate():
     result = _fake_result()
     assert performance.tokens_per_step(result) == 16_384
