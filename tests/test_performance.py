@@ -34,6 +34,22 @@ def test_training_and_eval_rates_measure_a_tiny_model():
     for variant in bench.TRAIN_LADDER[:3]:
         assert bench.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
     assert bench.eval_rate(cfg, "cpu", "bf16", batch=2, repeats=1) > 0
+    attention = bench.attention_milliseconds(cfg, "cpu", "bf16", batch=2, repeats=1)
+    assert set(attention) == {"attention_ms_sdpa", "attention_ms_sdpa_math",
+                              "attention_ms_explicit"}
+    assert all(ms > 0 for ms in attention.values())
+    assert bench.eval_thread_scaling(cfg, "bf16", batch=2, repeats=1) > 0
+
+
+def test_explicit_attention_matches_the_model_kernel():
+    # the written-out reference the benchmark times must compute what SDPA computes
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 32, 16, dtype=torch.float64) for _ in range(3))
+    mask = torch.ones(32, 32, dtype=torch.bool).tril()
+    torch.testing.assert_close(bench.explicit_causal_attention(q, k, v, mask),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
 def test_eval_split_rate_runs_the_real_evaluator(valid_split):
@@ -136,6 +152,8 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "training_rate", lambda *a, **k: next(rates))
     monkeypatch.setattr(bench, "eval_rate", lambda *a, **k: 1200.0)
     monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e10)
+    monkeypatch.setattr(bench, "attention_milliseconds", lambda *a, **k: {"attention_ms_sdpa": 1.0})
+    monkeypatch.setattr(bench, "eval_thread_scaling", lambda *a, **k: 1.5)
     out = tmp_path / "r.json"
     res = bench.run_benchmark(out=out, quick=True, device="cpu", text="abc\n" * 1000,
                               ladder=bench.TRAIN_LADDER[:3], eval_split=None)
