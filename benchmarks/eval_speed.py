@@ -16,17 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
 from h2q_lib import data
-from h2q_lib.bench import device_name
+from h2q_lib.bench import device_name, random_char_model, timed_evaluation
 from h2q_lib.checkpoint import load_model
-from h2q_lib.evaluate import evaluate_split
-from h2q_lib.model import GPT, GPTConfig, count_parameters
-from h2q_lib.tokenizers import CharTokenizer
+from h2q_lib.model import count_parameters
 from h2q_lib.train import pick_device
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,9 +49,7 @@ def main() -> None:
     if args.checkpoint:
         model, tokenizer, _ = load_model(args.checkpoint, device)
     else:
-        tokenizer = CharTokenizer.train([splits[next(iter(splits))].text()])
-        torch.manual_seed(0)
-        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval()
+        model, tokenizer = random_char_model(splits[next(iter(splits))], device)
     cfg = model.config
     print(f"model: {count_parameters(cfg):,} parameters, context {cfg.block_size}, "
           f"{device_name(device)}, precision {args.precision}")
@@ -62,13 +57,8 @@ def main() -> None:
     results = {"device": device, "device_name": device_name(device),
                "checkpoint": args.checkpoint, "torch": torch.__version__, "splits": {}}
     for name, split in splits.items():
-        start = time.perf_counter()
-        result = evaluate_split(model, tokenizer, split, context=cfg.block_size,
-                                batch_size=args.batch_size, device=device,
-                                precision=args.precision, max_documents=args.max_documents)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
+        result, seconds = timed_evaluation(model, tokenizer, split, device, args.precision,
+                                           args.batch_size, args.max_documents)
         results["splits"][name] = {"seconds": seconds, "tokens_per_s": result.tokens / seconds,
                                    **result.to_dict()}
         print(f"{name}: documents {result.documents}, scored tokens {result.tokens:,}, "

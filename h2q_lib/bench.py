@@ -25,11 +25,8 @@ from pathlib import Path
 import torch
 
 from .model import GPT, GPTConfig, count_parameters, flops_per_token
+from .report import REPORT
 from .train import autocast, peak_rss_gb, pick_device, pick_precision
-
-REPORT_TOKENS = 104_038_400  # 6,350 steps × 32 sequences × 512 tokens
-REPORT_TOKENS_PER_S = 5_500  # the report's stated average on Apple MPS
-REPORT_DURATION_S = 5 * 3600 + 2 * 60  # "5 h 2 min"
 
 
 @dataclass(frozen=True)
@@ -42,10 +39,13 @@ class TrainVariant:
     compile: bool
 
 
+# what ``train()`` does unless told otherwise: autocast, fused AdamW, no compile
+TRAINER_DEFAULT = TrainVariant("+ fused AdamW (the trainer's default)", "auto", True, False)
+
 TRAIN_LADDER: tuple[TrainVariant, ...] = (
     TrainVariant("fp32 eager, for-loop AdamW (reference)", "fp32", False, False),
     TrainVariant("+ mixed precision (bf16 autocast)", "auto", False, False),
-    TrainVariant("+ fused AdamW (the trainer's default)", "auto", True, False),
+    TRAINER_DEFAULT,
     TrainVariant("+ torch.compile (--compile true)", "auto", True, True),
 )
 
@@ -200,25 +200,38 @@ def eval_thread_scaling(cfg: GPTConfig, precision: str, batch: int, repeats: int
     return eval_rate(cfg, "cpu", precision, batch, repeats) / one
 
 
-def eval_split_rate(device: str, precision: str, batch: int, split,
-                    max_documents: int | None = None) -> dict[str, float | int]:
-    """The evaluator end to end (``evaluate_split``) on a whole split, random char model.
-
-    Windows, padding, the float64 sum and the counts included; the speed does not depend
-    on the weights, so a random ``GPTConfig()`` with the split's character vocabulary serves.
-    """
-    from .evaluate import evaluate_split
+def random_char_model(split, device: str):
+    """``(model, tokenizer)``: the report's ``GPTConfig()`` with random weights and the split's
+    character vocabulary. Evaluation speed does not depend on the weights."""
     from .tokenizers import CharTokenizer
 
     tokenizer = CharTokenizer.train([split.text()])
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval()
+    return GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval(), tokenizer
+
+
+def timed_evaluation(model, tokenizer, split, device: str, precision: str, batch: int,
+                     max_documents: int | None = None):
+    """``(EvalResult, seconds)`` of ``evaluate_split`` at the model's context, end to end."""
+    from .evaluate import evaluate_split
+
     t0 = time.perf_counter()
     result = evaluate_split(model, tokenizer, split, context=model.config.block_size,
                             batch_size=batch, device=device, precision=precision,
                             max_documents=max_documents)
     _sync(device)
-    seconds = time.perf_counter() - t0
+    return result, time.perf_counter() - t0
+
+
+def eval_split_rate(device: str, precision: str, batch: int, split,
+                    max_documents: int | None = None) -> dict[str, float | int]:
+    """The evaluator end to end (``evaluate_split``) on a whole split, random char model.
+
+    Windows, padding, the float64 sum and the counts included.
+    """
+    model, tokenizer = random_char_model(split, device)
+    result, seconds = timed_evaluation(model, tokenizer, split, device, precision, batch,
+                                       max_documents)
     return {"eval_split": split.name, "eval_split_documents": result.documents,
             "eval_split_tokens": result.tokens, "eval_split_seconds": seconds,
             "eval_split_tokens_per_s": result.tokens / seconds}
@@ -317,7 +330,8 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     best = max(train, key=lambda r: r["tokens_per_s"])
     adamw = {f"adamw_step_s_{name}": adamw_step_seconds(cfg, device, fused, repeats)
              for name, fused in (("for_loop", False), ("fused", True))}
-    trainer = next((r for r in train if "trainer" in r["variant"]), best)
+    trainer = next((r for v, r in zip(ladder, train, strict=True) if v == TRAINER_DEFAULT),
+                   best)
     attention = attention_milliseconds(cfg, device, precision, batch_size, repeats)
     if device == "cpu" and torch.get_num_threads() > 1:
         attention["eval_all_threads_over_one"] = eval_thread_scaling(cfg, precision, batch_size,
@@ -360,10 +374,10 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         **whole_split,
         **tokenization_rates(text),
         **_peak_memory_gb(device),
-        "report_tokens_per_s": REPORT_TOKENS_PER_S,
-        "report_duration_s": REPORT_DURATION_S,
-        "full_recipe_hours_at_best_rate": REPORT_TOKENS / best["tokens_per_s"] / 3600,
-        "speedup_vs_report": best["tokens_per_s"] / REPORT_TOKENS_PER_S,
+        "report_tokens_per_s": REPORT.avg_tokens_per_s,
+        "report_duration_s": REPORT.duration_stated_s,
+        "full_recipe_hours_at_best_rate": REPORT.tokens_processed / best["tokens_per_s"] / 3600,
+        "speedup_vs_report": best["tokens_per_s"] / REPORT.avg_tokens_per_s,
         "quick": quick,
     }
     print(format_table(result))

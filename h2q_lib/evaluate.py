@@ -196,11 +196,11 @@ def _batch_nll(
     xt = torch.from_numpy(x).to(device)
     yt = torch.from_numpy(y).to(device)
     logits = _logits(model, xt)
-    total = 0.0
-    for row, (_, s, e, k) in enumerate(jobs):  # row by row: a (T, V) float copy at a time
-        nll = F.cross_entropy(logits[row, k : e - s].float(), yt[row, k : e - s], reduction="none")
-        total += nll.double().sum().item()
-    return total
+    # row by row: one (T, V) float copy at a time; the per-token NLLs then go to the CPU in
+    # one transfer (one device sync a batch) and are summed in float64 there, which MPS lacks
+    nll = [F.cross_entropy(logits[row, k : e - s].float(), yt[row, k : e - s], reduction="none")
+           for row, (_, s, e, k) in enumerate(jobs)]
+    return torch.cat(nll).cpu().double().sum().item()
 
 
 def _check_options(context: int, batch_size: int, precision: str) -> None:

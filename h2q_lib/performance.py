@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .bench import REPORT_DURATION_S, REPORT_TOKENS, REPORT_TOKENS_PER_S
 from .report import REPORT
 
 
@@ -127,7 +126,7 @@ TARGETS: tuple[Target, ...] = (
     Target("whole test split through the evaluator, s", "eval_split_seconds", 150.0, False,
            "issue #4"),
     Target("training tokens/s on one H100-class GPU", "best_tokens_per_s",
-           GPU_RECIPE_SPEEDUP * REPORT_TOKENS_PER_S, True, "issue #7", ("cuda",)),
+           GPU_RECIPE_SPEEDUP * REPORT.avg_tokens_per_s, True, "issue #7", ("cuda",)),
 )
 
 
@@ -193,9 +192,10 @@ def recipe_table(results: list[dict], run_tokens_per_s: float | None = None,
                  run_label: str = "this project's cpu run, as it ran") -> pd.DataFrame:
     """How long the report's 104,038,400 training tokens take at each measured rate."""
     rows = [{"machine": "the report: Apple MPS (its stated average)",
-             "tokens/s": float(REPORT_TOKENS_PER_S), "source": "report"},
+             "tokens/s": float(REPORT.avg_tokens_per_s), "source": "report"},
             {"machine": "the report: Apple MPS (its stated duration, 5 h 2 min)",
-             "tokens/s": REPORT_TOKENS / REPORT_DURATION_S, "source": "report"}]
+             "tokens/s": REPORT.tokens_processed / REPORT.duration_stated_s,
+             "source": "report"}]
     for r in results:
         rows.append({"machine": _label(r) + ", fastest setting", "tokens/s": r["best_tokens_per_s"],
                      "source": f"benchmarks/{r.get('file', 'results.json')}"})
@@ -203,6 +203,6 @@ def recipe_table(results: list[dict], run_tokens_per_s: float | None = None,
         rows.append({"machine": run_label, "tokens/s": run_tokens_per_s,
                      "source": "runs/cpu/log.jsonl"})
     table = pd.DataFrame(rows)
-    table["hours for 104M tokens"] = REPORT_TOKENS / table["tokens/s"] / 3600
-    table["× the report's speed"] = table["tokens/s"] / REPORT_TOKENS_PER_S
+    table["hours for 104M tokens"] = REPORT.tokens_processed / table["tokens/s"] / 3600
+    table["× the report's speed"] = table["tokens/s"] / REPORT.avg_tokens_per_s
     return table.set_index("machine")
