@@ -1,7 +1,8 @@
 """The ``h2q`` command: ``h2q train``, ``h2q pipeline``, ``h2q bench``.
 
-Every ``TrainConfig`` field is a flag (``--steps 100``, ``--batch-size 4``); bad values end
-with one line naming the parameter, the value and what is allowed (exit code 2).
+Every ``TrainConfig`` (recipe) and ``RuntimeConfig`` field is a flag of ``h2q train``
+(``--steps 100``, ``--batch-size 4``, ``--device cpu``); bad values end with one line naming
+the parameter, the value and what is allowed (exit code 2).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from dataclasses import fields
 
 from .errors import ConfigError, H2QError
-from .profiles import PROFILES, TrainConfig, get_profile
+from .profiles import PROFILES, RuntimeConfig, TrainConfig, get_profile, split_overrides
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
           "int | None": int}
@@ -32,9 +33,13 @@ def parse_value(name: str, text: str, type_name: str):
         raise ConfigError(name, text, f"a value of type {type_name}") from None
 
 
+def _config_fields():
+    return list(fields(TrainConfig)) + list(fields(RuntimeConfig))
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict:
     out = {}
-    for f in fields(TrainConfig):
+    for f in _config_fields():
         text = getattr(args, f.name, None)
         if text is not None:
             out[f.name] = parse_value(f.name, text, str(f.type))
@@ -42,10 +47,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    for f in fields(TrainConfig):
+    recipe = {f.name for f in fields(TrainConfig)}
+    for f in _config_fields():
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
                        metavar=str(f.type).upper().replace(" | NONE", ""),
-                       help=f"override {f.name} (default from the profile)")
+                       help=f"override {f.name} (default from the profile)" if f.name in recipe
+                       else f"runtime: {f.name} (default {getattr(RuntimeConfig(), f.name)!r})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train or resume a run")
-    t.add_argument("--profile", default="cpu", help="one of " + ", ".join(PROFILES))
+    t.add_argument("--profile", default="prefix", help="one of " + ", ".join(PROFILES))
     t.add_argument("--run-dir", default=None, help="run folder (default runs/<profile>)")
+    t.add_argument("--extend", action="store_true",
+                   help="let a run continue to a larger --steps (its recipe otherwise equal)")
     _add_config_flags(t)
 
-    p = sub.add_parser("pipeline", help="run notebooks 01-04 with papermill, then build the book")
+    p = sub.add_parser("pipeline", help="run notebooks 01-05 with papermill, then build the book")
     p.add_argument("--profile", default="smoke", help="one of " + ", ".join(PROFILES))
     p.add_argument("--data-dir", default=None, help="local WikiText folder (or $H2Q_DATA_DIR)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go")
@@ -65,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the executed notebooks go (the book reads book/notebooks)")
     p.add_argument("--no-book", action="store_true", help="skip `jupyter-book build`")
     p.add_argument("--restart", action="store_true",
-                   help="start runs over (deletes the profile's run folders and caches)")
+                   help="start runs over (removes the profile's run folders, if h2q made them)")
+    p.add_argument("--precision", default="auto",
+                   help="auto (the hardware rule), bf16, fp16 or fp32 for training and scoring")
 
     b = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
     b.add_argument("--out", default="benchmarks/results.json")
@@ -73,6 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     b.add_argument("--batch-size", type=int, default=8, help="sequences per micro-batch")
     b.add_argument("--grad-accum", type=int, default=4, help="micro-batches per step")
+
+    e = sub.add_parser("evaluate", help="score a checkpoint on WikiText (table + JSON)")
+    e.add_argument("checkpoint", help="a .safetensors/.pt file, a run folder (its "
+                   "final_model.safetensors) or a GPT-2 folder")
+    e.add_argument("--protocol", default="lm-eval",
+                   help="lm-eval (lm-evaluation-harness's wikitext pages, de-tokenized) or "
+                   "report (the report's preprocessing)")
+    e.add_argument("--splits", nargs="+", default=["validation", "test"],
+                   help="validation, test (default both)")
+    e.add_argument("--max-documents", default=None, help="score only the first N pages")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    e.add_argument("--precision", default="auto",
+                   help="auto (the hardware rule), bf16 or fp32")
+    e.add_argument("--batch-size", default="8", help="windows per forward pass")
+    e.add_argument("--data-dir", default=None, help="local WikiText folder (or $H2Q_DATA_DIR)")
+    e.add_argument("--out", default=None, help="JSON file (default <run_dir>/evaluation.json "
+                   "for a run's model, else evaluation.json)")
     return parser
 
 
@@ -82,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             from .train import train
 
-            cfg = get_profile(args.profile, **overrides_from_args(args))
-            summary = train(cfg, args.run_dir or f"runs/{args.profile}")
+            recipe, runtime = split_overrides(overrides_from_args(args))
+            cfg = get_profile(args.profile, **recipe)
+            summary = train(cfg, args.run_dir or f"runs/{args.profile}",
+                            RuntimeConfig(**runtime), extend=args.extend)
             if summary:
                 print({k: summary[k] for k in ("steps", "best_val_loss", "mean_tokens_per_s")})
         elif args.command == "pipeline":
@@ -91,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_pipeline(args.profile, data_dir=args.data_dir, runs_dir=args.runs_dir,
                          out_dir=args.out_dir, build_book=not args.no_book,
-                         restart=args.restart)
+                         restart=args.restart, precision=args.precision)
         elif args.command == "bench":
             from .bench import run_benchmark
 
@@ -100,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(name, getattr(args, name), "a positive integer")
             run_benchmark(out=args.out, quick=args.quick, device=args.device,
                           batch_size=args.batch_size, grad_accum=args.grad_accum)
+        elif args.command == "evaluate":
+            from .scores import evaluate_command
+
+            evaluate_command(args.checkpoint, protocol=args.protocol, splits=args.splits,
+                             max_documents=args.max_documents, device=args.device,
+                             precision=args.precision, batch_size=args.batch_size,
+                             data_dir=args.data_dir, out=args.out)
     except H2QError as e:
         print(f"h2q: error: {e}", file=sys.stderr)
         return 2

@@ -11,19 +11,15 @@ else the hub, and fails in well under 2 s when neither can serve.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import os
 import re
-import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import ConfigError, DataUnavailableError
-from .tokenizers import Tokenizer, encode_stream, smallest_uint_dtype
+from .hub import hub_reachable
+from .tokenizers import Tokenizer, encode_stream
 
 HF_DATASET = "Salesforce/wikitext"
 CONFIGS = ("wikitext-103-raw-v1", "wikitext-103-v1", "wikitext-2-raw-v1", "wikitext-2-v1")
@@ -37,7 +33,9 @@ _SAME_TEXT = {
     "wikitext-103-raw-v1": "wikitext-2-raw-v1",
     "wikitext-2-raw-v1": "wikitext-103-raw-v1",
 }
-HEADING = re.compile(r"^ = [^=].* = $")  # " = Title = ", not " = = Section = = "
+# A page starts at a line whose ``title_key`` reads "= ... =" (starts with "= ", ends with " ="):
+# " = Title = " does, " = = Section = = " (key "== Section ==") does not. Use ``fullmatch``.
+HEADING = re.compile(r"= (?:.* )?=", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -90,18 +88,6 @@ def local_split_file(data_dir: Path, config: str, split: str) -> tuple[Path, boo
     )
 
 
-def _hub_reachable(timeout: float = 1.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) not in ("0", ""):
-        return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _no_data_message(config: str, split: str) -> str:
     return (
         f"No WikiText data for config={config!r} split={split!r}: no local folder was given "
@@ -110,6 +96,19 @@ def _no_data_message(config: str, split: str) -> str:
         f"<folder>/{config}/wiki.{_FILE_SPLIT[split]}.* , or give this machine network access "
         f"so that datasets.load_dataset({HF_DATASET!r}, {config!r}) can download it."
     )
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines; one ``DataUnavailableError`` naming it when it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataUnavailableError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); WikiText files are UTF-8: "
+            "replace the file with an intact copy") from None
+    except OSError as e:
+        raise DataUnavailableError(f"{path} cannot be read: {e.strerror or e}") from None
+    return text.split("\n")
 
 
 def rows_to_lines(rows: Iterable[str]) -> list[str]:
@@ -142,12 +141,12 @@ def load_split(
                 "Hugging Face hub."
             )
         path, is_slice = local_split_file(folder, config, split)
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = _read_lines(path)
         if lines and lines[-1] == "":
             lines.pop()
         origin = f"{path.parent.name}/{path.name}"
         return Split(split, config, lines, origin, is_slice)
-    if not _hub_reachable():
+    if not hub_reachable():
         raise DataUnavailableError(_no_data_message(config, split))
     import datasets
 
@@ -177,28 +176,55 @@ def report_text(lines: Iterable[str]) -> str:
     return "\n".join(report_lines(lines))
 
 
-def article_starts(lines: Sequence[str]) -> list[int]:
-    """Indices of article titles: a ``" = Title = "`` line between two empty lines.
+def report_char_tokens(lines: Iterable[str]) -> int:
+    """Character tokens of the report's text: ``<bos>`` + its characters + ``<eos>``.
 
-    The blank-line condition keeps out the few body lines that merely look like a title
-    (e.g. a formula such as ``" = 1 rad / s and a nominal impedance k = "``).
+    The count the report's 1,120,496 validation tokens are compared with.
     """
-    def blank(i: int) -> bool:
-        return i < 0 or i >= len(lines) or not lines[i].strip()
+    return len(report_text(lines)) + 2
 
-    return [i for i, line in enumerate(lines)
-            if HEADING.match(line) and blank(i - 1) and blank(i + 1)]
+
+def title_key(line: str) -> str:
+    """``line.replace("= = =", "===").replace("= =", "==").strip()``: the line as the page
+    split reads it, section markers joined so that ``" = = Section = = "`` is no title."""
+    return line.replace("= = =", "===").replace("= =", "==").strip()
+
+
+def is_article_title(line: str) -> bool:
+    """Whether ``line`` starts a page: ``title_key(line)`` starts with ``"= "`` and ends
+    with ``" ="`` (``HEADING``)."""
+    return HEADING.fullmatch(title_key(line)) is not None
+
+
+def article_starts(lines: Sequence[str]) -> list[int]:
+    """Indices of the lines that start a page (``is_article_title``).
+
+    As in EleutherAI's ``wikitext_document_level``, which lm-evaluation-harness's ``wikitext``
+    task reads, the rule looks at the line alone: a title-like line inside an article (the
+    test split's ``" = 1 rad / s and a nominal impedance k = "``) starts a page too. That is
+    why the test split has 62 pages, not its 60 articles.
+    """
+    return [i for i, line in enumerate(lines) if is_article_title(line)]
 
 
 def documents(lines: Sequence[str]) -> list[str]:
-    """Articles, split at their titles (lm-evaluation-harness's document-level WikiText).
+    """The pages of EleutherAI's ``wikitext_document_level`` (lm-eval's ``wikitext``), exactly.
 
-    Each document is its lines joined by newlines, title included; text before the first
-    title becomes a document of its own unless it is blank (the files' leading empty line).
+    ``lines`` are a file's lines as ``load_split`` returns them (without the empty string
+    after the file's final newline). The dataset's builder splits the whole file,
+    ``text.split("\\n")``, so that string is put back here. Then
+
+    - a page is a title line and every line up to the next title, joined with ``"\\n"``:
+      it keeps the blank lines (``" "``) that end it and has no trailing newline, except
+      the last page, which ends with the file's final newline;
+    - a blank page is dropped (the files' leading ``" "`` line, before the first title),
+      except the last page, which is always kept; text before the first title that is not
+      blank is a page of its own.
     """
-    cuts = [0, *article_starts(lines), len(lines)]
-    docs = [lines[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
-    return ["\n".join(d).strip("\n") + "\n" for d in docs if any(x.strip() for x in d)]
+    file_lines = [*lines, ""]
+    cuts = [0, *article_starts(file_lines), len(file_lines)]
+    pages = ["\n".join(file_lines[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [page for page in pages[:-1] if page.strip()] + pages[-1:]
 
 
 def report_documents(lines: Sequence[str]) -> list[str]:
@@ -234,7 +260,7 @@ def corpus_stats(split: Split, tokenizers: Sequence[Tokenizer] = ()) -> dict:
         "is_slice": split.is_slice,
         "lines": len(split.lines),
         "non_empty_lines": sum(1 for line in split.lines if line.strip()),
-        "articles": len(article_starts(split.lines)),
+        "pages": len(article_starts(split.lines)),  # lm-eval's pages (articles, see documents)
         "characters": len(text),
         "utf8_bytes": len(text.encode("utf-8")),
         "whitespace_words": sum(whitespace_words(d) for d in docs),
@@ -251,126 +277,3 @@ def corpus_stats(split: Split, tokenizers: Sequence[Tokenizer] = ()) -> dict:
         stats[f"tokens_per_word_{tok.name}"] = n / rwords
         stats[f"tokens_per_byte_{tok.name}"] = n / rbytes
     return stats
-
-
-# --- token caches ---------------------------------------------------------------------------
-
-
-def _chunks(lines: Sequence[str], chunk_chars: int) -> Iterator[str]:
-    """Newline-joined pieces of about ``chunk_chars`` characters, cut only between lines.
-
-    A cut is made only between two non-blank lines, so that runs of blank lines (whose
-    whitespace byte-level BPE merges across newlines) are never split.
-    """
-    buf: list[str] = []
-    size = 0
-    for i, line in enumerate(lines):
-        piece = line if i == len(lines) - 1 else line + "\n"
-        buf.append(piece)
-        size += len(piece)
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if size >= chunk_chars and line.strip() and nxt.strip():
-            yield "".join(buf)
-            buf, size = [], 0
-    if buf:
-        yield "".join(buf)
-
-
-def encode_to_file(
-    tokenizer: Tokenizer, lines: Sequence[str], path: Path, chunk_chars: int = 8_000_000
-) -> int:
-    """Write ``encode_stream(tokenizer, "\\n".join(lines))`` to ``path`` chunk by chunk.
-
-    Memory stays bounded by ``chunk_chars`` (times the cores, for a tokenizer with
-    ``encode_batch``, which encodes one chunk a core at a time) whatever the split's size.
-    Returns the count.
-    """
-    dtype = smallest_uint_dtype(tokenizer.vocab_size)
-    group = (os.cpu_count() or 1) if hasattr(tokenizer, "encode_batch") else 1
-    chunks = _chunks(lines, chunk_chars)
-    n = 0
-    with open(path, "wb") as f:
-        if tokenizer.bos_id is not None:
-            f.write(np.asarray([tokenizer.bos_id], dtype=dtype).tobytes())
-            n += 1
-        while batch := list(itertools.islice(chunks, group)):
-            encoded = (tokenizer.encode_batch(batch) if len(batch) > 1
-                       else [tokenizer.encode(batch[0])])
-            for ids in encoded:
-                f.write(ids.astype(dtype, copy=False).tobytes())
-                n += len(ids)
-        if tokenizer.eos_id is not None:
-            f.write(np.asarray([tokenizer.eos_id], dtype=dtype).tobytes())
-            n += 1
-    return n
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@dataclass
-class TokenCache:
-    """A memory-mapped token array with the metadata that says what it is."""
-
-    tokens: np.ndarray
-    meta: dict
-    rebuilt: bool
-
-
-def cached_tokens(
-    split: Split,
-    tokenizer: Tokenizer,
-    cache_dir: str | os.PathLike,
-    chunk_chars: int = 8_000_000,
-) -> TokenCache:
-    """Encode ``report_text(split.lines)`` once and memory-map it on later calls.
-
-    The cache is rebuilt, never silently reused, when the source text, the tokenizer or the
-    token file itself (its checksum) no longer match the metadata.
-    """
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    key = f"{split.config}.{split.name}.{tokenizer.name}"
-    bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"
-    lines = report_lines(split.lines)
-    want = {
-        "tokenizer": tokenizer.name,
-        "tokenizer_fingerprint": tokenizer.fingerprint(),
-        "source": split.origin,
-        "config": split.config,
-        "split": split.name,
-        "source_sha256": split.sha256(),
-        "is_slice": split.is_slice,
-    }
-    dtype = smallest_uint_dtype(tokenizer.vocab_size)
-    if meta_path.is_file() and bin_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            meta = {}
-        if all(meta.get(k) == v for k, v in want.items()) and meta.get(
-            "tokens_sha256"
-        ) == _file_sha256(bin_path):
-            tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r")
-            return TokenCache(tokens, meta, rebuilt=False)
-    tmp = bin_path.with_suffix(".bin.tmp")
-    n = encode_to_file(tokenizer, lines, tmp, chunk_chars)
-    os.replace(tmp, bin_path)
-    meta = {
-        **want,
-        "dtype": dtype.name,
-        "num_tokens": n,
-        "characters": len("\n".join(lines)),
-        "utf8_bytes": sum(len(s.encode("utf-8")) for s in lines) + max(len(lines) - 1, 0),
-        "tokens_sha256": _file_sha256(bin_path),
-    }
-    tmp_meta = meta_path.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
-    tokens = np.memmap(bin_path, dtype=dtype, mode="r")
-    return TokenCache(tokens, meta, rebuilt=True)

@@ -36,8 +36,8 @@ def _check_count(name: str, value: object) -> int:
     return int(value)
 
 
-def _exp(x: float) -> float:
-    """exp(x), or +inf where it overflows a float."""
+def safe_exp(x: float) -> float:
+    """exp(x), or +inf where it overflows a float (a diverged loss has an infinite PPL)."""
     try:
         return math.exp(x)
     except OverflowError:
@@ -46,7 +46,7 @@ def _exp(x: float) -> float:
 
 def perplexity(loss_nats: float) -> float:
     """PPL = exp(loss), ``loss`` the mean negative log-likelihood per unit in nats."""
-    return _exp(_check_loss("loss_nats", loss_nats))
+    return safe_exp(_check_loss("loss_nats", loss_nats))
 
 
 def bits_per_token(loss_nats: float) -> float:
@@ -57,7 +57,7 @@ def bits_per_token(loss_nats: float) -> float:
 def token_perplexity(nll_sum: float, n_tokens: int) -> float:
     """PPL_token = exp(nll_sum / n_tokens)."""
     nll = _check_loss("nll_sum", nll_sum)
-    return _exp(nll / _check_count("n_tokens", n_tokens))
+    return safe_exp(nll / _check_count("n_tokens", n_tokens))
 
 
 def bits_per_character(nll_sum: float, n_chars: int) -> float:
@@ -75,7 +75,7 @@ def bits_per_byte(nll_sum: float, n_bytes: int) -> float:
 def byte_perplexity(nll_sum: float, n_bytes: int) -> float:
     """PPL_byte = exp(nll_sum / n_bytes) = 2 ** bpb."""
     nll = _check_loss("nll_sum", nll_sum)
-    return _exp(nll / _check_count("n_bytes", n_bytes))
+    return safe_exp(nll / _check_count("n_bytes", n_bytes))
 
 
 def word_perplexity(nll_sum: float, n_words: int) -> float:
@@ -85,7 +85,7 @@ def word_perplexity(nll_sum: float, n_words: int) -> float:
     ``word_perplexity``; with WikiText's own word count it is the GPT-2 paper's rescaling.
     """
     nll = _check_loss("nll_sum", nll_sum)
-    return _exp(nll / _check_count("n_words", n_words))
+    return safe_exp(nll / _check_count("n_words", n_words))
 
 
 def summarize(

@@ -20,12 +20,14 @@ from .errors import ConfigError
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 127
-    block_size: int = 512  # context length (learned position embeddings)
-    n_layer: int = 8
-    n_head: int = 8
-    n_embd: int = 512
-    n_ff: int = 2048
+    """The model's shape (the report's is ``report.REPORT.model_config(vocab_size)``)."""
+
+    vocab_size: int
+    block_size: int  # context length (learned position embeddings)
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_ff: int
     dropout: float = 0.0
 
     def __post_init__(self):

@@ -234,6 +234,11 @@ def build_tokenizer(name: str, train_texts: Iterable[str] | None = None) -> Toke
     return CharTokenizer.train(train_texts) if name == "char" else WordTokenizer.train(train_texts)
 
 
+def build_tokenizers(names: Sequence[str], train_text: str) -> dict[str, Tokenizer]:
+    """``{name: build_tokenizer(name, [train_text])}`` for each name, in order."""
+    return {name: build_tokenizer(name, [train_text]) for name in names}
+
+
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     """Rebuild a tokenizer saved with ``to_dict``."""
     name = d.get("name")

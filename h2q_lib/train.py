@@ -1,28 +1,27 @@
 """Training: the report's recipe on MPS, CUDA or CPU, with checkpoints, resume and samples.
 
-One entry point, ``train(cfg, run_dir)``, serves a single process and ``torchrun``: when
-``WORLD_SIZE`` > 1 it trains with DistributedDataParallel (gloo on CPU, NCCL on CUDA),
-keeps the global batch (``batch_size * grad_accum`` sequences a step, split over ranks)
-and logs, evaluates and checkpoints on rank 0 only.
+``train(cfg, run_dir)`` reads top to bottom as the run goes: open the run folder (lock it,
+check that a resumed run has the same recipe), load and encode the data, build the model
+and optimizer, restore the latest checkpoint, then step, log, evaluate, sample and
+checkpoint until ``cfg.steps``, and write the final weights and ``summary.json``.
+
+One process or ``torchrun``: when ``WORLD_SIZE`` > 1 it trains with DistributedDataParallel
+(gloo on CPU, NCCL on CUDA), keeps the global batch (``batch_size * grad_accum`` sequences a
+step, split over ranks) and logs, evaluates and checkpoints on rank 0 only.
 
 Batches are a pure function of ``(seed, step)``, so the data position is the step and a
-resumed run sees exactly the batches an uninterrupted one would have.
-
-A run folder holds ``config.json``, ``tokenizer.json``, ``log.jsonl`` (one record a logged
-step), ``samples.jsonl``, ``summary.json``, ``checkpoints/step_XXXXXX.pt`` (model, optimizer,
-scaler, step, RNG states; the report's 300 MB files), ``checkpoints/best.pt`` (lowest
-validation loss) and ``final_model.safetensors`` (weights only; the report's 105 MB file).
+resumed run sees exactly the batches an uninterrupted one would have. Nothing non-finite is
+ever saved: a step whose loss or updated weights are not finite stops the run before any
+file is written, and the last good checkpoint and ``best.pt`` stay as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,53 +29,18 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
-from .data import cached_tokens, load_split, report_text
+from . import runs
+from .data import load_split, report_text
 from .errors import ConfigError, TrainingDivergedError
+from .hardware import autocast, choose_precision, machine_description, peak_rss_gb, pick_device
+from .metrics import safe_exp
 from .model import GPT, count_parameters
-from .profiles import TrainConfig
+from .profiles import RuntimeConfig, TrainConfig
+from .provenance import run_provenance
+from .token_cache import TokenCache, cached_tokens
 from .tokenizers import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 REPORT_PROMPTS = ("The meaning of life is", "Artificial intelligence will")
-
-
-# --- device and precision -------------------------------------------------------------------
-
-
-def available_devices() -> list[str]:
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.insert(0, "cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.insert(0, "mps")
-    return devices
-
-
-def pick_device(requested: str = "auto") -> str:
-    """``auto`` picks MPS, then CUDA, then CPU; a forced device must be available."""
-    available = available_devices()
-    if requested == "auto":
-        return available[0]
-    if requested not in ("cpu", "cuda", "mps"):
-        raise ConfigError("device", requested, "one of auto, cpu, cuda, mps")
-    if requested not in available:
-        raise ConfigError("device", requested, "one available here: auto, " + ", ".join(available))
-    return requested
-
-
-def pick_precision(device: str, requested: str = "auto") -> str:
-    """bf16 autocast on CPU and CUDA; fp16 with a gradient scaler on MPS; or as requested."""
-    if requested != "auto":
-        if requested == "fp16" and device == "cpu":
-            raise ConfigError("precision", requested, "bf16 or fp32 on the CPU")
-        return requested
-    return "fp16" if device == "mps" else "bf16"
-
-
-def autocast(device: str, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device, dtype=dtype)
 
 
 # --- schedule and batches -------------------------------------------------------------------
@@ -85,14 +49,16 @@ def autocast(device: str, precision: str):
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr``.
 
+    With S = ``cfg.schedule_length`` (``schedule_steps``, else ``steps``):
     lr(s) = lr·(s+1)/warmup                                   for s < warmup
-    lr(s) = min_lr + ½(lr − min_lr)(1 + cos(π·(s − warmup)/(steps − warmup)))  after
+    lr(s) = min_lr + ½(lr − min_lr)(1 + cos(π·(s − warmup)/(S − warmup)))  after
     """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    if cfg.steps <= cfg.warmup:
+    total = cfg.schedule_length
+    if total <= cfg.warmup:
         return cfg.lr
-    progress = min(1.0, (step - cfg.warmup) / (cfg.steps - cfg.warmup))
+    progress = min(1.0, (step - cfg.warmup) / (total - cfg.warmup))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
@@ -108,7 +74,7 @@ def get_batch(tokens: np.ndarray, offsets: np.ndarray, block_size: int, device: 
     return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
 
-# --- the run --------------------------------------------------------------------------------
+# --- the pieces of a run --------------------------------------------------------------------
 
 
 @dataclass
@@ -122,7 +88,7 @@ class DistInfo:
         return self.rank == 0
 
 
-def _init_distributed(device: str) -> DistInfo:
+def init_distributed(device: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
@@ -134,29 +100,93 @@ def _init_distributed(device: str) -> DistInfo:
     return info
 
 
-def prepare_data(cfg: TrainConfig, run_dir: Path, cache_dir: Path | None = None):
-    """Load train and validation, build (or reload) the tokenizer, and encode both (cached)."""
-    train_split = load_split("train", cfg.data_config, cfg.data_dir, cfg.source)
-    val_split = load_split("validation", cfg.data_config, cfg.data_dir, cfg.source)
-    tok_path = run_dir / "tokenizer.json"
-    if tok_path.is_file():
-        tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()))
-    else:
-        tokenizer = build_tokenizer(cfg.tokenizer, [report_text(train_split.lines)])
-    cache_dir = cache_dir or run_dir / "token_cache"
-    train = cached_tokens(train_split, tokenizer, cache_dir)
-    val = cached_tokens(val_split, tokenizer, cache_dir)
+@dataclass
+class TrainData:
+    tokenizer: Tokenizer
+    train: TokenCache
+    val: TokenCache
+    train_origin: str
+    train_is_slice: bool
+    val_origin: str
+
+
+def _saved_tokenizer(run_dir: Path) -> Tokenizer | None:
+    saved = runs.read_json(run_dir / "tokenizer.json")
+    if saved is None:
+        return None
+    try:
+        return tokenizer_from_dict(saved)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
+def prepare_data(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path,
+                 cache_dir: Path | None = None, tokenizer: Tokenizer | None = None) -> TrainData:
+    """Load the training and validation text, build (or reuse) the tokenizer, encode both.
+
+    The tokenizer comes from ``tokenizer`` (a checkpoint's), else the run folder's
+    ``tokenizer.json``, else it is learned from the training text. Encodings are cached in
+    ``cache_dir`` (default ``<run_dir>/token_cache``).
+    """
+    train_split = load_split("train", cfg.train_data, runtime.data_dir, runtime.source)
+    val_split = load_split("validation", cfg.data_config, runtime.data_dir, runtime.source)
+    tokenizer = tokenizer or _saved_tokenizer(run_dir) or build_tokenizer(
+        cfg.tokenizer, [report_text(train_split.lines)])
+    cache = cache_dir or run_dir / "token_cache"
+    train = cached_tokens(train_split, tokenizer, cache)
+    val = cached_tokens(val_split, tokenizer, cache)
     for name, c in (("train", train), ("validation", val)):
         if len(c.tokens) <= cfg.block_size + 1:
-            raise ConfigError(
-                "block_size", cfg.block_size,
-                f"shorter than the {name} split ({len(c.tokens)} tokens)",
-            )
-    return tokenizer, train, val, train_split, val_split
+            raise ConfigError("block_size", cfg.block_size,
+                              f"shorter than the {name} split ({len(c.tokens)} tokens)")
+    return TrainData(tokenizer, train, val, train_split.origin, train_split.is_slice,
+                     val_split.origin)
+
+
+def build_optimizer(model: GPT, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (GPT-2's betas), fused where torch has it."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=device in ("cuda", "cpu"),
+    )
+
+
+def recipe_differences(stored: TrainConfig, asked: TrainConfig) -> dict[str, tuple]:
+    """``{field: (stored value, asked value)}`` for every recipe field that differs."""
+    a, b = stored.to_dict(), asked.to_dict()
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+def check_same_recipe(run_dir: Path, stored: TrainConfig, asked: TrainConfig,
+                      extend: bool) -> None:
+    """Refuse to resume a run with a different recipe; ``extend`` allows more ``steps`` only."""
+    diff = recipe_differences(stored, asked)
+    if not diff or (extend and set(diff) == {"steps"} and asked.steps > stored.steps):
+        return
+    listing = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in diff.items())
+    hint = ("; to train this run further, ask for more steps with extend "
+            "(h2q train --extend)" if "steps" in diff and len(diff) == 1 else "")
+    raise runs.RunFolderError(
+        f"run_dir {runs.shown(run_dir)!r} holds a run with a different recipe ({listing}); "
+        f"use a new run_dir, or restart, to train the new recipe{hint}")
+
+
+@dataclass
+class RunState:
+    """What a checkpoint carries forward besides the weights."""
+
+    step: int = 0
+    best_val_loss: float | None = None
+    elapsed_s: float = 0.0
+    sessions: list = field(default_factory=list)  # one entry a process that trained
 
 
 @torch.no_grad()
-def estimate_val_loss(model, tokens: np.ndarray, cfg: TrainConfig, device: str, precision: str):
+def estimate_val_loss(model, tokens: np.ndarray, cfg: TrainConfig, device: str,
+                      precision: str) -> float:
     """Mean loss on a fixed set of ``eval_batches * batch_size`` validation windows."""
     model.eval()
     losses = []
@@ -171,9 +201,8 @@ def estimate_val_loss(model, tokens: np.ndarray, cfg: TrainConfig, device: str, 
 
 
 @torch.no_grad()
-def sample_texts(
-    model, tokenizer: Tokenizer, cfg: TrainConfig, device: str, step: int
-) -> list[dict]:
+def sample_texts(model, tokenizer: Tokenizer, cfg: TrainConfig, device: str,
+                 step: int) -> list[dict]:
     """Continuations of the report's prompts, seeded by (seed, step)."""
     model.eval()
     out = []
@@ -191,185 +220,209 @@ def sample_texts(
     return out
 
 
-def peak_rss_gb() -> float | None:
-    """Peak resident memory of this process so far, in GB (None where it cannot be read)."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes
-    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
+def _weights_finite(model) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def _append_jsonl(path: Path, records: list[dict]) -> None:
-    with open(path, "a") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
+def _diverged(what: str, value: float, step: int, run_dir: Path) -> TrainingDivergedError:
+    kept = ("the last good checkpoint in "
+            f"{runs.shown(run_dir / 'checkpoints')} and best.pt are unchanged"
+            if any((run_dir / "checkpoints").glob("*.pt")) else "no checkpoint had been saved yet")
+    return TrainingDivergedError(
+        f"{what} became {value} at step {step}; nothing of this step was saved: {kept} "
+        "(lower lr, or check the data)")
 
 
-def _truncate_jsonl(path: Path, after_step: int) -> None:
-    """Drop records past ``after_step`` (written after the checkpoint a resume starts from)."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= after_step]
-    path.write_text("".join(line + "\n" for line in keep))
+# --- the run --------------------------------------------------------------------------------
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
-def train(cfg: TrainConfig, run_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-          stop_after: int | None = None) -> dict:
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig | None = None,
+          cache_dir: str | os.PathLike | None = None, stop_after: int | None = None,
+          extend: bool = False) -> dict:
     """Train (or resume) the run in ``run_dir``; returns the summary.
 
     ``stop_after`` ends the process after that many steps of this call, as a crash would
-    (used by tests and for splitting long runs); the run can then be resumed.
+    (used by tests and for splitting long runs); the run can then be resumed. ``extend``
+    lets a finished run continue to a larger ``cfg.steps`` with its recipe otherwise equal.
     """
     cfg.validate()
+    runtime = (runtime or RuntimeConfig()).validate()
     run_dir = Path(run_dir)
-    device = pick_device(cfg.device)
-    precision = pick_precision(device, cfg.precision)
-    di = _init_distributed(device)
+    device = pick_device(runtime.device)
+    precision = choose_precision(device, runtime.precision)
+    di = init_distributed(device)
     if cfg.grad_accum % di.world:
         raise ConfigError("grad_accum", cfg.grad_accum, f"a multiple of the {di.world} processes")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
     if di.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-    # rank 0 builds the token caches first; the others then read them (no concurrent writes)
-    cache = Path(cache_dir) if cache_dir else None
+        runs.prepare_run_folder(run_dir)
+    lock = runs.RunLock(run_dir) if di.main else contextlib.nullcontext()
+    with lock:
+        return _train(cfg, runtime, run_dir, device, precision, di,
+                      Path(cache_dir) if cache_dir else None, stop_after, extend)
+
+
+def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, extend) -> dict:
+    say = print if di.main else (lambda *_: None)
+
+    # 1. the run folder: a resumed run must have the same recipe, and nothing is lost
+    latest = ckpt.latest_training(run_dir / "checkpoints", announce=say)
+    stored = runs.read_json(run_dir / "config.json")
+    if stored is None and latest is not None:
+        stored = latest[1]["meta"]["recipe"]
+        say(f"config.json in {runs.shown(run_dir)} was missing or unreadable; "
+            f"restored from {latest[0].name}")
+    if stored is not None:
+        check_same_recipe(run_dir, TrainConfig.from_dict(stored, "config.json"), cfg, extend)
+    if latest is None and ckpt.step_checkpoints(run_dir / "checkpoints"):
+        raise runs.RunFolderError(
+            f"no checkpoint in {runs.shown(run_dir / 'checkpoints')} verifies (all are "
+            "corrupt), so the run cannot resume; nothing was deleted: put back a good "
+            "checkpoint, or restart the run")
+
+    # 2. data: the tokenizer of a resumed run is its checkpoint's
+    resumed_tokenizer = None
+    if latest is not None:
+        resumed_tokenizer = tokenizer_from_dict(latest[1]["meta"]["tokenizer"])
+        if runs.read_json(run_dir / "tokenizer.json") != resumed_tokenizer.to_dict():
+            say(f"tokenizer.json in {runs.shown(run_dir)} was missing, unreadable or not the "
+                f"run's; replaced from {latest[0].name}")
     if di.main:
-        tokenizer, train_c, val_c, train_split, _ = prepare_data(cfg, run_dir, cache)
+        data = prepare_data(cfg, runtime, run_dir, cache_dir, resumed_tokenizer)
     if di.world > 1:
-        dist.barrier()
+        dist.barrier()  # rank 0 builds the token caches first; the others then read them
     if not di.main:
-        tokenizer, train_c, val_c, train_split, _ = prepare_data(cfg, run_dir, cache)
-    train_tokens, val_tokens = train_c.tokens, val_c.tokens
+        data = prepare_data(cfg, runtime, run_dir, cache_dir, resumed_tokenizer)
+    tokenizer = data.tokenizer
 
+    # 3. model and optimizer, restored from the latest good checkpoint
     torch.manual_seed(cfg.seed)
-    mcfg = cfg.model_config(tokenizer.vocab_size)
-    model = GPT(mcfg).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
-        fused=device in ("cuda", "cpu"),
-    )
-    scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")
-
-    state = {"step": 0, "best_val_loss": None, "elapsed_s": 0.0}
-    resumed = ckpt.load_latest(run_dir / "checkpoints", model, optimizer, scaler,
-                               announce=print if di.main else None)
-    if resumed is not None:
-        state.update(resumed)
-        summary_path = run_dir / "summary.json"
-        if state["step"] >= cfg.steps and summary_path.is_file():
-            return json.loads(summary_path.read_text())  # finished: nothing to redo
-    elif di.main:
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-        (run_dir / "tokenizer.json").write_text(json.dumps(tokenizer.to_dict()))
-        for name in ("log.jsonl", "samples.jsonl"):
-            (run_dir / name).unlink(missing_ok=True)
+    model_args = cfg.model_config(tokenizer.vocab_size)
+    model = GPT(model_args).to(device)
+    optimizer = build_optimizer(model, cfg, device)
+    scaler = torch.amp.GradScaler(device, enabled=precision.precision == "fp16")
+    state = RunState()
+    if latest is not None:
+        meta = ckpt.restore(latest[1], model, optimizer, scaler)
+        state = RunState(meta["step"], meta.get("best_val_loss"), meta.get("elapsed_s", 0.0),
+                         list(meta.get("sessions", [])))
+        say(f"resuming from {latest[0].name} (step {state.step})")
     if di.main:
-        _truncate_jsonl(run_dir / "log.jsonl", state["step"])
-        _truncate_jsonl(run_dir / "samples.jsonl", state["step"])
+        runs.write_json(run_dir / "config.json", cfg.to_dict())
+        runs.write_json(run_dir / "tokenizer.json", tokenizer.to_dict())
+    summary = runs.read_json(run_dir / "summary.json")
+    if latest is not None and state.step >= cfg.steps and summary is not None \
+            and summary.get("steps") == cfg.steps:
+        return summary  # finished: nothing to redo
+    if di.main:
+        if latest is None:
+            for name in ("log.jsonl", "samples.jsonl", "summary.json", "evaluation.json"):
+                (run_dir / name).unlink(missing_ok=True)
+        else:
+            runs.truncate_jsonl(run_dir / "log.jsonl", state.step, announce=say)
+            runs.truncate_jsonl(run_dir / "samples.jsonl", state.step, announce=say)
+            (run_dir / "summary.json").unlink(missing_ok=True)
+    del latest  # the checkpoint's tensors now live in the model and optimizer
 
     train_model = model
     if di.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[di.local_rank] if device == "cuda" else None
-        )
-    step_model = torch.compile(train_model) if cfg.compile else train_model
+            model, device_ids=[di.local_rank] if device == "cuda" else None)
+    step_model = torch.compile(train_model) if runtime.compile else train_model
+    session = {"from_step": state.step, "device": device, **precision.to_dict(),
+               "git_revision": run_provenance()["git_revision"], "world_size": di.world}
+    meta = {"recipe": cfg.to_dict(), "model_args": model_args.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "device": device,
+            "precision": precision.precision, "world_size": di.world}
 
-    accum_local = cfg.grad_accum // di.world
-    seqs_per_step = cfg.batch_size * cfg.grad_accum
-    meta = {"config": cfg.to_dict(), "tokenizer": tokenizer.to_dict(), "device": device,
-            "precision": precision, "world_size": di.world}
+    def save(path: Path, step: int) -> None:
+        sessions = state.sessions + [{**session, "to_step": step}]
+        ckpt.save_training(path, model, optimizer, scaler,
+                           {**meta, "step": step, "best_val_loss": state.best_val_loss,
+                            "elapsed_s": time.perf_counter() - t_start, "sessions": sessions})
 
     bar = None
-    if di.main and not cfg.quiet:
+    if di.main and not runtime.quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=state["step"], desc="train", unit="step")
+        bar = tqdm(total=cfg.steps, initial=state.step, desc="train", unit="step")
 
-    start_step = state["step"]
-    t_last, tokens_last = time.perf_counter(), 0
-    t_start = time.perf_counter() - state["elapsed_s"]
+    # 4. the loop
+    start_step = state.step
+    accum_local = cfg.grad_accum // di.world
+    seqs_per_step = cfg.batch_size * cfg.grad_accum
+    t_start = time.perf_counter() - state.elapsed_s
+    t_last, tokens_last, losses_since_log = time.perf_counter(), 0, []
     model.train()
     for step in range(start_step, cfg.steps):
+        # 4a. one optimizer step over grad_accum micro-batches
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        offsets = batch_offsets(cfg.seed, step, seqs_per_step, len(train_tokens), cfg.block_size)
+        offsets = batch_offsets(cfg.seed, step, seqs_per_step, len(data.train.tokens),
+                                cfg.block_size)
         per_rank = accum_local * cfg.batch_size
         mine = offsets[di.rank * per_rank : (di.rank + 1) * per_rank]
         loss_sum = torch.zeros((), device=device)
         for micro in range(accum_local):
             micro_offsets = mine[micro * cfg.batch_size : (micro + 1) * cfg.batch_size]
-            x, y = get_batch(train_tokens, micro_offsets, cfg.block_size, device)
+            x, y = get_batch(data.train.tokens, micro_offsets, cfg.block_size, device)
             sync = micro == accum_local - 1 or di.world == 1
             ctx = contextlib.nullcontext() if sync else train_model.no_sync()
-            with ctx, autocast(device, precision):
+            with ctx, autocast(device, precision.precision):
                 _, loss = step_model(x, y)
-                scaled = loss / accum_local
-            scaler.scale(scaled).backward()
+            scaler.scale(loss / accum_local).backward()
             loss_sum += loss.detach()
         if di.world > 1:
             dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
         train_loss = loss_sum.item() / cfg.grad_accum
+        done = step + 1
         if not math.isfinite(train_loss):
-            raise TrainingDivergedError(
-                f"training loss became {train_loss} at step {step + 1}; the last good "
-                f"checkpoint in {run_dir / 'checkpoints'} is kept and 'best' is unchanged"
-            )
+            raise _diverged("the training loss", train_loss, done, run_dir)
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        done = step + 1
+        if not _weights_finite(model):
+            raise _diverged("a weight", "non-finite after the update", done, run_dir)
         tokens_last += cfg.tokens_per_step
-
+        losses_since_log.append(train_loss)
         if bar is not None:
             bar.update(1)
+
+        # 4b. log, and evaluate at the evaluation steps
         is_eval = done % cfg.eval_every == 0 or done == cfg.steps
         if di.main and (done % cfg.log_every == 0 or is_eval):
             now = time.perf_counter()
-            record = {"step": done, "train_loss": train_loss, "val_loss": None,
-                      "perplexity": None, "lr": lr, "tokens_seen": done * cfg.tokens_per_step,
+            record = {"step": done, "train_loss": train_loss,
+                      "train_loss_avg": float(np.mean(losses_since_log)),
+                      "val_loss": None, "perplexity": None, "lr": lr,
+                      "tokens_seen": done * cfg.tokens_per_step,
                       "tokens_per_s": tokens_last / max(now - t_last, 1e-9),
                       "elapsed_s": now - t_start}
-            t_last, tokens_last = now, 0
             if is_eval:
-                val_loss = estimate_val_loss(model, val_tokens, cfg, device, precision)
-                record["val_loss"], record["perplexity"] = val_loss, math.exp(val_loss)
-                best = state["best_val_loss"]
-                if best is None or val_loss < best:
-                    state["best_val_loss"] = val_loss
-                    ckpt.save_training(run_dir / "checkpoints" / "best.pt", model, optimizer,
-                                       scaler, {**meta, "step": done, "best_val_loss": val_loss,
-                                                "elapsed_s": now - t_start})
-                t_last = time.perf_counter()  # evaluation time is not training throughput
-            _append_jsonl(run_dir / "log.jsonl", [record])
+                val_loss = estimate_val_loss(model, data.val.tokens, cfg, device,
+                                             precision.precision)
+                if not math.isfinite(val_loss):
+                    raise _diverged("the validation loss", val_loss, done, run_dir)
+                record["val_loss"], record["perplexity"] = val_loss, safe_exp(val_loss)
+                if state.best_val_loss is None or val_loss < state.best_val_loss:
+                    state.best_val_loss = val_loss
+                    save(run_dir / "checkpoints" / "best.pt", done)
+            runs.append_jsonl(run_dir / "log.jsonl", [record])
+            t_last, tokens_last, losses_since_log = time.perf_counter(), 0, []
             if bar is not None:
                 bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+
+        # 4c. samples and a checkpoint at the checkpoint steps
         if di.main and (done % cfg.ckpt_every == 0 or done == cfg.steps):
             if cfg.sample_tokens:
-                _append_jsonl(run_dir / "samples.jsonl",
-                              sample_texts(model, tokenizer, cfg, device, done))
-            ckpt.save_training(run_dir / "checkpoints" / f"step_{done:06d}.pt", model, optimizer,
-                               scaler, {**meta, "step": done,
-                                        "best_val_loss": state["best_val_loss"],
-                                        "elapsed_s": time.perf_counter() - t_start})
+                runs.append_jsonl(run_dir / "samples.jsonl",
+                                  sample_texts(model, tokenizer, cfg, device, done))
+            save(run_dir / "checkpoints" / f"step_{done:06d}.pt", done)
+            t_last = time.perf_counter()  # saving and sampling are not training throughput
         if stop_after is not None and done - start_step >= stop_after and done < cfg.steps:
             if bar is not None:
                 bar.close()
@@ -377,36 +430,44 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, cache_dir: str | os.Path
     if bar is not None:
         bar.close()
 
+    # 5. final weights and the summary
     summary = {}
     if di.main:
-        ckpt.save_weights(run_dir / "final_model.safetensors", model, {**meta, "step": cfg.steps})
-        log = read_jsonl(run_dir / "log.jsonl")
-        evals = [r for r in log if r["val_loss"] is not None]
         elapsed = time.perf_counter() - t_start
+        sessions = state.sessions + [{**session, "to_step": cfg.steps}]
+        ckpt.save_weights(run_dir / "final_model.safetensors", model,
+                          {**meta, "step": cfg.steps, "sessions": sessions})
+        log = runs.read_jsonl(run_dir / "log.jsonl")
+        evals = [r for r in log if r.get("val_loss") is not None]
         summary = {
             "steps": cfg.steps,
             "tokens_seen": cfg.steps * cfg.tokens_per_step,
             "final_train_loss": log[-1]["train_loss"] if log else None,
             "final_val_loss": evals[-1]["val_loss"] if evals else None,
-            "best_val_loss": state["best_val_loss"],
-            "best_perplexity": math.exp(state["best_val_loss"]) if state["best_val_loss"] else None,
+            "best_val_loss": state.best_val_loss,
+            "best_perplexity": safe_exp(state.best_val_loss)
+            if state.best_val_loss is not None else None,
             "elapsed_s": elapsed,
             "mean_tokens_per_s": (cfg.steps - start_step) * cfg.tokens_per_step
-            / max(elapsed - state["elapsed_s"], 1e-9),
-            "parameters": count_parameters(mcfg),
+            / max(elapsed - state.elapsed_s, 1e-9),
+            "parameters": count_parameters(model_args),
             "vocab_size": tokenizer.vocab_size,
-            "train_tokens": int(len(train_tokens)),
-            "val_tokens": int(len(val_tokens)),
-            "train_source": train_split.origin,
-            "train_is_slice": train_split.is_slice,
-            "epochs": cfg.steps * cfg.tokens_per_step / len(train_tokens),
+            "train_tokens": int(len(data.train.tokens)),
+            "val_tokens": int(len(data.val.tokens)),
+            "train_source": data.train_origin,
+            "train_is_slice": data.train_is_slice,
+            "val_source": data.val_origin,
+            "epochs": cfg.steps * cfg.tokens_per_step / len(data.train.tokens),
             "device": device,
-            "precision": precision,
+            "precision": precision.precision,
+            "precision_reason": precision.reason,
             "world_size": di.world,
-            "torch": torch.__version__,
+            "machine": machine_description(),
+            "sessions": sessions,
             "peak_rss_GB": peak_rss_gb(),
+            **run_provenance(),
         }
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        runs.write_json(run_dir / "summary.json", summary)
     if di.world > 1:
         dist.barrier()
     return summary

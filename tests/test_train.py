@@ -13,11 +13,23 @@ import pytest
 import torch
 
 from h2q_lib import checkpoint as ckpt
+from h2q_lib import hardware
 from h2q_lib import train as train_mod
 from h2q_lib.errors import ConfigError
+from h2q_lib.hardware import choose_precision, pick_device
 from h2q_lib.model import GPT, GPTConfig, count_parameters, vocab_size_for_parameters
-from h2q_lib.profiles import PROFILES, get_profile
-from h2q_lib.train import lr_at, pick_device, pick_precision, read_jsonl, train
+from h2q_lib.profiles import (
+    PROFILES,
+    RECIPE_FIELDS,
+    RuntimeConfig,
+    TrainConfig,
+    get_profile,
+    notebook_configs,
+)
+from h2q_lib.report import REPORT
+from h2q_lib.runs import read_jsonl
+from h2q_lib.tokenizers import CHAR_VOCAB_SIZE
+from h2q_lib.train import lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny(data_dir, **kw):
     base = dict(n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32, batch_size=4,
                 grad_accum=2, steps=8, warmup=2, eval_every=4, eval_batches=2, log_every=1,
-                ckpt_every=4, sample_tokens=8, quiet=True, data_dir=str(data_dir))
+                ckpt_every=4, sample_tokens=8)
     base.update(kw)
     return get_profile("smoke", **base)
+
+
+def fast(data_dir) -> RuntimeConfig:
+    return RuntimeConfig(data_dir=str(data_dir), quiet=True, precision="fp32")
 
 
 def losses(run_dir):
@@ -38,10 +54,10 @@ def losses(run_dir):
 
 
 def test_report_architecture_has_the_reports_parameter_count_only_with_127_symbols():
-    cfg = GPTConfig(vocab_size=127)
-    assert GPT(cfg).num_parameters() == count_parameters(cfg) == 25_547_264
-    assert count_parameters(GPTConfig(vocab_size=50_000)) == 51_082_240
-    assert vocab_size_for_parameters(25_547_264, GPTConfig()) == 127.0
+    cfg = REPORT.model_config(CHAR_VOCAB_SIZE)
+    assert GPT(cfg).num_parameters() == count_parameters(cfg) == REPORT.parameters
+    assert count_parameters(REPORT.model_config(50_000)) == 51_082_240
+    assert vocab_size_for_parameters(REPORT.parameters, REPORT.model_config()) == 127.0
 
 
 @pytest.mark.parametrize("kw", [dict(vocab_size=11, n_layer=1, n_embd=16, n_head=2, n_ff=40,
@@ -94,14 +110,60 @@ def test_warmup_then_cosine_values():
     assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(2000, 6350))
 
 
-def test_cpu_profile_keeps_the_reports_architecture_batch_and_warmup_fraction():
-    cpu, report = get_profile("cpu"), get_profile("report")
-    for f in ("n_layer", "n_head", "n_embd", "n_ff", "block_size", "batch_size", "grad_accum",
-              "lr"):
-        assert getattr(cpu, f) == getattr(report, f)
-    assert cpu.warmup / cpu.steps == pytest.approx(2000 / 6350, abs=0.01)
-    assert report.steps * report.tokens_per_step == 104_038_400
-    assert set(PROFILES) == {"smoke", "cpu", "report"}
+def test_schedule_steps_stretch_the_cosine_beyond_the_steps_trained():
+    prefix = get_profile("prefix")
+    report = get_profile("report")
+    assert prefix.steps == 500 and prefix.schedule_length == report.steps
+    assert all(lr_at(s, prefix) == lr_at(s, report) for s in range(0, 6400, 97))
+    squeezed = get_profile("report", steps=500, warmup=100)
+    assert lr_at(499, squeezed) == pytest.approx(squeezed.min_lr, rel=1e-2)
+
+
+def test_prefix_is_the_report_recipe_except_where_it_stops_and_its_training_text():
+    prefix, report = get_profile("prefix").to_dict(), get_profile("report").to_dict()
+    differs = {k for k in RECIPE_FIELDS if prefix[k] != report[k]}
+    assert differs == {"steps", "schedule_steps", "train_data_config", "eval_every",
+                       "ckpt_every"}
+    assert report["steps"] * get_profile("report").tokens_per_step == REPORT.tokens_processed
+    assert (report["n_embd"], report["n_layer"], report["n_head"], report["n_ff"],
+            report["block_size"], report["lr"], report["warmup"]) == (
+        REPORT.n_embd, REPORT.n_layer, REPORT.n_head, REPORT.n_ff, REPORT.seq_len,
+        REPORT.learning_rate, REPORT.warmup_steps)
+    assert 100 % prefix["eval_every"] == 0 and 500 % prefix["eval_every"] == 0
+    assert set(PROFILES) == {"smoke", "prefix", "report"}
+
+
+def test_recipe_and_runtime_fields_are_apart_and_validated():
+    with pytest.raises(ConfigError, match="override='device'"):
+        get_profile("smoke", device="cpu")
+    with pytest.raises(ConfigError, match="seed=-1"):
+        get_profile("smoke", seed=-1)
+    with pytest.raises(ConfigError, match="temperature=nan"):
+        get_profile("smoke", temperature=float("nan"))
+    with pytest.raises(ConfigError, match="schedule_steps=0"):
+        get_profile("smoke", schedule_steps=0)
+    with pytest.raises(ConfigError, match="threads=-1"):
+        RuntimeConfig(threads=-1).validate()
+    with pytest.raises(ConfigError, match="unknown"):
+        TrainConfig.from_dict({**TrainConfig().to_dict(), "unknown": 1})
+
+
+@pytest.mark.parametrize("overrides", ['{"steps": 50}', "steps: 50", {"steps": 50}])
+def test_notebook_overrides_accept_a_mapping_or_a_json_or_yaml_string(overrides):
+    cfg, runtime = notebook_configs("smoke", overrides, device="cpu", quiet=True)
+    assert cfg.steps == 50 and runtime.device == "cpu" and runtime.quiet
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ('{"device": "cpu"}', "overrides='device'.*notebook parameter"),
+    ('{"quiet": false}', "overrides='quiet'"),
+    ("[1, 2]", "a mapping"),
+    ('{"stepz": 3}', "overrides='stepz'"),
+    ("{bad json", "a mapping"),
+])
+def test_bad_notebook_overrides_give_one_line(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        notebook_configs("smoke", overrides, device="cpu", quiet=True)
 
 
 def test_device_auto_prefers_mps_then_cuda_then_cpu(monkeypatch):
@@ -114,9 +176,32 @@ def test_device_auto_prefers_mps_then_cuda_then_cpu(monkeypatch):
     assert pick_device("auto") == "cpu"
     with pytest.raises(ConfigError, match="device='mps'.*cpu"):
         pick_device("mps")
-    assert pick_precision("mps") == "fp16"
-    assert pick_precision("cuda") == pick_precision("cpu") == "bf16"
-    assert pick_precision("cpu", "fp32") == "fp32"
+
+
+def test_precision_rule_picks_bf16_on_the_cpu_only_where_it_is_faster():
+    slow = choose_precision("cpu", "auto", speedup=lambda: 0.02)  # AVX2: emulated bf16
+    assert slow.precision == "fp32" and "0.02x" in slow.reason
+    fast_ = choose_precision("cpu", "auto", speedup=lambda: 3.5)  # AVX-512 BF16 / AMX
+    assert fast_.precision == "bf16" and "3.50x" in fast_.reason
+    edge = choose_precision("cpu", "auto", speedup=lambda: hardware.BF16_MIN_SPEEDUP - 0.01)
+    assert edge.precision == "fp32"
+    assert choose_precision("cpu", "bf16", speedup=lambda: 0.01).precision == "bf16"
+    assert choose_precision("mps").precision == "fp16"
+    with pytest.raises(ConfigError, match="precision='fp16'"):
+        choose_precision("cpu", "fp16")
+
+
+def test_measured_bf16_speedup_is_a_positive_ratio():
+    assert hardware.measured_bf16_speedup(torch.get_num_threads()) > 0
+
+
+def test_training_without_bf16_runs_in_fp32_and_says_why(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setattr(hardware, "measured_bf16_speedup", lambda threads=None: 0.02)
+    summary = train(tiny(data_dir, steps=4), tmp_path / "run",
+                    RuntimeConfig(data_dir=str(data_dir), quiet=True))
+    assert summary["precision"] == "fp32"
+    assert "0.02x" in summary["precision_reason"]
+    assert summary["sessions"][0]["precision"] == "fp32"
 
 
 # --- trainer --------------------------------------------------------------------------------
@@ -124,7 +209,7 @@ def test_device_auto_prefers_mps_then_cuda_then_cpu(monkeypatch):
 
 def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path, data_dir):
     cfg = tiny(data_dir, steps=12)
-    summary = train(cfg, tmp_path / "run")
+    summary = train(cfg, tmp_path / "run", fast(data_dir))
     log = read_jsonl(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in log] == list(range(1, 13))
     assert log[-1]["train_loss"] < log[0]["train_loss"] - 0.5
@@ -140,13 +225,14 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path, data_dir):
 
 def test_checkpoint_contents(tmp_path, data_dir):
     run = tmp_path / "run"
-    train(tiny(data_dir), run)
+    train(tiny(data_dir), run, fast(data_dir))
     files = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert files == ["best.pt", "step_000004.pt", "step_000008.pt"]
     payload = ckpt.read_training(run / "checkpoints" / "step_000004.pt")
     assert {"model", "optimizer", "scaler", "torch_rng", "meta"} <= set(payload)
     assert payload["meta"]["step"] == 4
-    assert payload["meta"]["config"]["steps"] == 8
+    assert payload["meta"]["recipe"] == json.loads((run / "config.json").read_text())
+    assert payload["meta"]["model_args"]["n_embd"] == 32
     assert payload["meta"]["tokenizer"]["name"] == "char"
     assert len(payload["optimizer"]["state"]) > 0
     state, meta = ckpt.load_weights(run / "final_model.safetensors")
@@ -159,35 +245,25 @@ def test_checkpoint_contents(tmp_path, data_dir):
 
 
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path, data_dir):
-    train(tiny(data_dir), tmp_path / "straight")
-    assert train(tiny(data_dir), tmp_path / "split", stop_after=5) == {"stopped_at": 5}
+    rt = fast(data_dir)
+    train(tiny(data_dir), tmp_path / "straight", rt)
+    assert train(tiny(data_dir), tmp_path / "split", rt, stop_after=5) == {"stopped_at": 5}
     assert max(r["step"] for r in read_jsonl(tmp_path / "split" / "log.jsonl")) == 5
-    train(tiny(data_dir), tmp_path / "split")  # resumes from step 4, redoes step 5
+    train(tiny(data_dir), tmp_path / "split", rt)  # resumes from step 4, redoes step 5
     assert losses(tmp_path / "split") == losses(tmp_path / "straight")
-    again = train(tiny(data_dir), tmp_path / "split")  # finished: returns the summary
+    again = train(tiny(data_dir), tmp_path / "split", rt)  # finished: returns the summary
     assert again["steps"] == 8
+    sessions = again["sessions"]
+    assert [(x["from_step"], x["to_step"]) for x in sessions] == [(0, 4), (4, 8)]
 
 
-def test_diverging_loss_stops_with_the_step_and_keeps_best(tmp_path, data_dir, monkeypatch):
-    run = tmp_path / "run"
-    train(tiny(data_dir, steps=4), run)
-    best_before = (run / "checkpoints" / "best.pt").read_bytes()
-    real_forward = GPT.forward
-    calls = {"n": 0}
-
-    def forward(self, idx, targets=None):
-        out = real_forward(self, idx, targets)
-        if targets is not None and self.training:
-            calls["n"] += 1
-            if calls["n"] > 2 * 2:  # two steps of 2 micro-batches, then NaN
-                return out[0], out[1] * float("nan")
-        return out
-
-    monkeypatch.setattr(GPT, "forward", forward)
-    with pytest.raises(train_mod.TrainingDivergedError, match="at step 7"):
-        train(tiny(data_dir, steps=8), run)
-    assert (run / "checkpoints" / "best.pt").read_bytes() == best_before
-    assert ckpt.read_training(run / "checkpoints" / "step_000004.pt")["meta"]["step"] == 4
+def test_extend_continues_a_finished_run_on_the_same_schedule(tmp_path, data_dir):
+    rt = fast(data_dir)
+    long = tiny(data_dir, steps=8, schedule_steps=8)
+    train(long, tmp_path / "straight", rt)
+    train(tiny(data_dir, steps=4, schedule_steps=8), tmp_path / "grown", rt)
+    train(long, tmp_path / "grown", rt, extend=True)
+    assert losses(tmp_path / "grown") == losses(tmp_path / "straight")
 
 
 @pytest.mark.slow

@@ -1,0 +1,261 @@
+"""The run folder: the contract between training, evaluation and the book.
+
+A run folder holds
+
+- ``.h2q-run``: the marker that says the project made this folder (``restart`` removes only
+  folders that carry it, and only the entries below);
+- ``config.json``: the recipe (``TrainConfig``), nothing about the machine;
+- ``tokenizer.json``; ``log.jsonl`` (one record a logged step); ``samples.jsonl``;
+- ``summary.json``: results plus what produced them (git revision, packages, device,
+  precision and why, the machine);
+- ``evaluation.json`` (``h2q evaluate``), ``checkpoints/``, ``final_model.safetensors``,
+  ``token_cache/``.
+
+Writes are atomic (a uniquely named temporary file, flushed, then renamed); one writer at a
+time holds ``.lock`` (``RunLock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import H2QError
+
+MARKER = ".h2q-run"
+LOCK = ".lock"
+RUN_ENTRIES = (MARKER, LOCK, "config.json", "tokenizer.json", "log.jsonl", "samples.jsonl",
+               "summary.json", "evaluation.json", "checkpoints", "final_model.safetensors",
+               "token_cache")
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class RunFolderError(H2QError):
+    """A run folder that cannot be used as asked (locked, not ours, unwritable, full)."""
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as the user gave it (never resolved into a machine's absolute path)."""
+    return os.fspath(path)
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def no_space_left(path: str | os.PathLike) -> RunFolderError:
+    return RunFolderError(f"no space left on the disk of {shown(path)}")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """``e`` says the disk is full: ENOSPC, or a library's error that quotes it (safetensors
+    reports ``I/O error: No space left on device (os error 28)`` in a plain exception)."""
+    if isinstance(e, OSError):
+        return e.errno == errno.ENOSPC
+    return f"(os error {errno.ENOSPC})" in str(e) or os.strerror(errno.ENOSPC) in str(e)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a unique temporary file beside ``path``, fsync, then rename.
+
+    A crash leaves either the old file or the new one under ``path``; a full disk raises
+    ``RunFolderError("no space left on <path>")`` and the temporary file is removed.
+    """
+    path = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if is_disk_full(e):
+            raise no_space_left(path) from None
+        raise
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        # after the write: a writer may replace the file (safetensors writes its own and
+        # renames it onto tmp); mkstemp's 0600 becomes the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(e):
+            raise no_space_left(path) from None
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: object) -> None:
+    write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """A JSON object from ``path``; None when the file is missing, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --- JSON lines ------------------------------------------------------------------------------
+
+
+def read_jsonl(path: str | os.PathLike, announce: Callable[[str], None] | None = None
+               ) -> list[dict]:
+    """Records of a JSON-lines file; a torn or unreadable line is dropped (and announced)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    records = []
+    for n, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if announce:
+                announce(f"{shown(p)}: line {n} is incomplete or corrupt and was dropped")
+            continue
+        records.append(record)
+    return records
+
+
+def append_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    """Append ``records``; on a full disk the file is cut back to its old end (no torn line)."""
+    text = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+    with open(path, "ab", buffering=0) as f:
+        end = os.fstat(f.fileno()).st_size
+        try:
+            rest = memoryview(text)
+            while rest:
+                rest = rest[f.write(rest):]
+            os.fsync(f.fileno())
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            with contextlib.suppress(OSError):
+                f.truncate(end)
+            raise no_space_left(path) from None
+
+
+def truncate_jsonl(path: str | os.PathLike, after_step: int,
+                   announce: Callable[[str], None] | None = None) -> None:
+    """Keep the records up to ``after_step`` (a resume's checkpoint), rewriting atomically."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    keep = [r for r in read_jsonl(p, announce) if isinstance(r.get("step"), int)
+            and r["step"] <= after_step]
+    write_text(p, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+# --- the folder ------------------------------------------------------------------------------
+
+
+def is_run_folder(run_dir: str | os.PathLike) -> bool:
+    return (Path(run_dir) / MARKER).is_file()
+
+
+def prepare_run_folder(run_dir: str | os.PathLike) -> Path:
+    """Create (or adopt) ``run_dir`` as a run folder; one line when it cannot be one."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run_dir={shown(run_dir)!r} is a file, not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        if not is_run_folder(run_dir):
+            write_text(run_dir / MARKER, "h2q-run-1\n")
+    except RunFolderError:
+        raise
+    except OSError as e:
+        raise RunFolderError(
+            f"run_dir={shown(run_dir)!r} cannot be written: {e.strerror or e}") from None
+    return run_dir
+
+
+def restart_run_folder(run_dir: str | os.PathLike) -> None:
+    """Remove what the project wrote in ``run_dir``; refuse a folder the project did not make.
+
+    Only a folder with the ``.h2q-run`` marker is touched, and only its known entries
+    (``RUN_ENTRIES``) are removed: a file of the user's in it stays.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise RunFolderError(f"restart: {shown(run_dir)!r} is a file, not a run folder")
+    if not is_run_folder(run_dir):
+        if not any(run_dir.iterdir()):
+            return
+        raise RunFolderError(
+            f"restart: {shown(run_dir)!r} is not a run folder made by h2q (no {MARKER} "
+            "marker), so nothing in it was deleted; pick an empty or new folder")
+    with RunLock(run_dir):
+        for name in RUN_ENTRIES:
+            entry = run_dir / name
+            if name == LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+    with contextlib.suppress(OSError):
+        (run_dir / LOCK).unlink()
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
+class RunLock:
+    """One writer per run folder: an exclusive ``flock`` on ``<run_dir>/.lock``.
+
+    A second writer fails at once with one line naming the holder's process id. The lock
+    belongs to an open file, so the system releases it when its process dies: a stale
+    ``.lock`` file of a dead process is simply taken over.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunFolderError(
+                f"{shown(self.path.parent)!r} is in use by another h2q process (pid {holder}); "
+                "wait for it to finish or stop it, then run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
