@@ -1,4 +1,4 @@
-# Two commands for a fresh machine (see README): `make book` and `make test`.
+# Two commands for a fresh machine (see README): `make book` and `make test` (CI: test-all).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ DATA ?= $(or $(H2Q_DATA_DIR),../shared/data/wikitext)
 export H2Q_DATA_DIR := $(abspath $(DATA))
 export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: setup book test pipeline regression lint clean
+.PHONY: setup book test test-all pipeline regression lint clean
 
 $(BIN)/h2q: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,18 +22,26 @@ setup: $(BIN)/h2q
 book: setup
 	$(BIN)/jupyter-book build book -W --keep-going
 
+NBVAL := --nbval --nbval-sanitize-with tests/regression/sanitize.cfg
+
+# Fast tests and the nbval regression notebooks (minutes on 2 cores, any x86-64 CPU).
 test: setup
 	$(BIN)/ruff check h2q_lib tests benchmarks
-	$(BIN)/pytest -q --nbval --nbval-sanitize-with tests/regression/sanitize.cfg tests
+	$(BIN)/pytest -q -m "not slow" $(NBVAL) --durations=15 tests
 
-# Re-execute notebooks 01-04 with papermill for PROFILE (smoke | cpu | report), then build.
-PROFILE ?= smoke
+# Everything: the fast tests, nbval, the slow tests and the real-browser check of the book.
+test-all: setup
+	$(BIN)/ruff check h2q_lib tests benchmarks
+	$(BIN)/pytest -q $(NBVAL) --durations=15 tests
+
+# Re-execute notebooks 01-05 with papermill for PROFILE (smoke | prefix | report), then build.
+PROFILE ?= prefix
 pipeline: setup
 	$(BIN)/h2q pipeline --profile $(PROFILE)
 
 # Regenerate the nbval reference notebooks (smoke profile) after an intended change.
 regression: setup
-	$(BIN)/h2q pipeline --profile smoke --out-dir tests/regression --runs-dir tests/regression/_runs --no-book --restart
+	$(BIN)/h2q pipeline --profile smoke --out-dir tests/regression --runs-dir tests/regression/_runs --no-book --restart --precision fp32
 
 lint: setup
 	$(BIN)/ruff check h2q_lib tests benchmarks

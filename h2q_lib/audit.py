@@ -466,11 +466,69 @@ def check_baseline_comparison(
     )
 
 
+# --- the report's curve, rerun ---------------------------------------------------------------
+
+RERUN_CLAIM = "the report's early losses come from its recipe with a character vocabulary"
+
+
+def _is_report_recipe(config: dict, claims: ReportClaims) -> bool:
+    """A run's ``config.json`` is the report's recipe (schedule included), char tokenizer."""
+    want = {"n_layer": claims.n_layer, "n_head": claims.n_head, "n_embd": claims.n_embd,
+            "n_ff": claims.n_ff, "block_size": claims.seq_len, "batch_size": claims.batch_size,
+            "grad_accum": claims.grad_accum, "warmup": claims.warmup_steps,
+            "lr": claims.learning_rate, "tokenizer": "char"}
+    schedule = config.get("schedule_steps") or config.get("steps")
+    return all(config.get(k) == v for k, v in want.items()) and schedule == claims.steps
+
+
+def check_early_losses_reproduced(claims: ReportClaims, config: dict | None = None,
+                                  log: list[dict] | None = None,
+                                  rel_tol: float = 0.05) -> AuditRow:
+    """The report's losses at the steps a rerun of its recipe reached, within ``rel_tol``.
+
+    |report loss − our validation loss| ≤ rel_tol × our validation loss at every report table
+    step the run evaluated; needs a run of the report's recipe with a character vocabulary.
+    """
+    claim = RERUN_CLAIM
+    check = f"our validation loss at the report's table steps, within {rel_tol:.0%}"
+    if not config or not log or not _is_report_recipe(config, claims):
+        return AuditRow(claim, check, "no run of the report's recipe given", NOT_CHECKABLE,
+                        "Needs a run of the report's recipe (architecture, batch, schedule, "
+                        "char tokenizer), e.g. the prefix profile.")
+    ours = {r["step"]: r["val_loss"] for r in log if r.get("val_loss") is not None}
+    pairs = [(r.step, r.loss, ours[r.step]) for r in claims.progress if r.step in ours]
+    if not pairs:
+        return AuditRow(claim, check, "the run evaluated none of the report's table steps",
+                        NOT_CHECKABLE, "Evaluate at the report's steps (eval_every 50 or 100).")
+    ok = all(abs(theirs - mine) <= rel_tol * mine for _, theirs, mine in pairs)
+    evidence = "; ".join(f"step {s}: report {theirs:.4f} vs ours {mine:.4f} "
+                         f"({100 * (theirs - mine) / mine:+.1f}%)" for s, theirs, mine in pairs)
+    return AuditRow(
+        claim, check, evidence, _verdict(ok),
+        "Our run follows the report's recipe step for step (its schedule, batch and "
+        "architecture, a 127-symbol character vocabulary) on a different training text "
+        "(see the training chapter); the report's Loss column may be a training loss, ours "
+        "is measured on the report's validation text.")
+
+
+def audit_measurements(valid_split, test_split) -> dict:
+    """The data measurements the audit takes (``MEASUREMENT_KEYS``) from the raw splits."""
+    from .data import report_char_tokens, wikitext_words
+
+    return {"valid_char_tokens": report_char_tokens(valid_split.lines),
+            "valid_words": wikitext_words(valid_split.lines),
+            "test_char_tokens": report_char_tokens(test_split.lines),
+            "test_words": wikitext_words(test_split.lines)}
+
+
 # --- all of it --------------------------------------------------------------------------------
 
 
-def run_audit(claims: ReportClaims, measurements: dict | None = None) -> list[AuditRow]:
-    """Every check, in the report's order; ``measurements`` keys are ``MEASUREMENT_KEYS``."""
+def run_audit(claims: ReportClaims, measurements: dict | None = None,
+              run_config: dict | None = None, run_log: list[dict] | None = None
+              ) -> list[AuditRow]:
+    """Every check, in the report's order; ``measurements`` keys are ``MEASUREMENT_KEYS``;
+    ``run_config``/``run_log`` are a rerun's ``config.json`` and ``log.jsonl``."""
     m = dict(measurements or {})
     unknown = sorted(set(m) - set(MEASUREMENT_KEYS))
     if unknown:
@@ -485,6 +543,7 @@ def run_audit(claims: ReportClaims, measurements: dict | None = None) -> list[Au
         check_duration(claims),
         check_average_speed(claims),
         check_progress_pct(claims),
+        check_early_losses_reproduced(claims, run_config, run_log),
         check_perplexity_rows(claims),
         check_best_perplexity(claims),
         check_loss_reduction(claims),
@@ -511,3 +570,13 @@ def audit_table(rows: list[AuditRow]) -> pd.DataFrame:
     """The rows as a DataFrame with columns claim, check, evidence, verdict, detail."""
     columns = [f.name for f in fields(AuditRow)]
     return pd.DataFrame([asdict(r) for r in rows], columns=columns)
+
+
+def audit_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many checks have each verdict (``audit_<verdict>``) and ``audit_total``."""
+    counts = table["verdict"].value_counts()
+    out = {f"audit_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in VERDICTS}
+    out["audit_total"] = len(table)
+    rerun = table[table["claim"] == RERUN_CLAIM]
+    out["audit_rerun_verdict"] = str(rerun["verdict"].iloc[0]) if len(rerun) else NOT_CHECKABLE
+    return out

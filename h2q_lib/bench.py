@@ -24,9 +24,11 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+from .hardware import autocast, choose_precision, cpu_capability, peak_rss_gb, pick_device
 from .model import GPT, GPTConfig, count_parameters, flops_per_token
 from .report import REPORT
-from .train import autocast, peak_rss_gb, pick_device, pick_precision
+from .tokenizers import CHAR_VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class TrainVariant:
     """One rung of the training ladder; each adds one change to the rung before it."""
 
     name: str
-    precision: str  # "fp32", or "auto" for the trainer's choice on the device
+    precision: str  # "fp32", or "auto" for the trainer's rule (hardware.choose_precision)
     fused_adamw: bool
     compile: bool
 
@@ -44,7 +46,8 @@ TRAINER_DEFAULT = TrainVariant("+ fused AdamW (the trainer's default)", "auto", 
 
 TRAIN_LADDER: tuple[TrainVariant, ...] = (
     TrainVariant("fp32 eager, for-loop AdamW (reference)", "fp32", False, False),
-    TrainVariant("+ mixed precision (bf16 autocast)", "auto", False, False),
+    TrainVariant("+ the precision rule (bf16 autocast where it is faster)", "auto", False,
+                 False),
     TRAINER_DEFAULT,
     TrainVariant("+ torch.compile (--compile true)", "auto", True, True),
 )
@@ -116,7 +119,7 @@ def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused_adamw,
                             foreach=False if not variant.fused_adamw else None)
     step_model = torch.compile(model) if variant.compile else model
-    precision = pick_precision(device, variant.precision)
+    precision = choose_precision(device, variant.precision).precision
     batches = [(torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device),) * 2
                for _ in range(accum)]
     if variant.compile:  # compilation is a one-off cost, not throughput
@@ -200,14 +203,17 @@ def eval_thread_scaling(cfg: GPTConfig, precision: str, batch: int, repeats: int
     return eval_rate(cfg, "cpu", precision, batch, repeats) / one
 
 
-def random_char_model(split, device: str):
-    """``(model, tokenizer)``: the report's ``GPTConfig()`` with random weights and the split's
-    character vocabulary. Evaluation speed does not depend on the weights."""
+def random_char_model(split, device: str, cfg: GPTConfig | None = None):
+    """``(model, tokenizer)``: a model of shape ``cfg`` (default the report's) with random
+    weights and the split's character vocabulary. Evaluation speed does not depend on the
+    weights."""
     from .tokenizers import CharTokenizer
 
     tokenizer = CharTokenizer.train([split.text()])
+    shape = cfg or REPORT.model_config(tokenizer.vocab_size)
+    shape = GPTConfig(**{**shape.to_dict(), "vocab_size": tokenizer.vocab_size})
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=tokenizer.vocab_size)).to(device).eval(), tokenizer
+    return GPT(shape).to(device).eval(), tokenizer
 
 
 def timed_evaluation(model, tokenizer, split, device: str, precision: str, batch: int,
@@ -224,12 +230,13 @@ def timed_evaluation(model, tokenizer, split, device: str, precision: str, batch
 
 
 def eval_split_rate(device: str, precision: str, batch: int, split,
-                    max_documents: int | None = None) -> dict[str, float | int]:
+                    max_documents: int | None = None,
+                    cfg: GPTConfig | None = None) -> dict[str, float | int]:
     """The evaluator end to end (``evaluate_split``) on a whole split, random char model.
 
     Windows, padding, the float64 sum and the counts included.
     """
-    model, tokenizer = random_char_model(split, device)
+    model, tokenizer = random_char_model(split, device, cfg)
     result, seconds = timed_evaluation(model, tokenizer, split, device, precision, batch,
                                        max_documents)
     return {"eval_split": split.name, "eval_split_documents": result.documents,
@@ -300,10 +307,16 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
                   device: str = "auto", batch_size: int = 8, grad_accum: int = 4,
                   ladder: tuple[TrainVariant, ...] = TRAIN_LADDER,
                   text: str | None = None, eval_split: str | None = "test") -> dict:
-    """Measure everything, print a table and write JSON to ``out``."""
+    """Measure everything, print a table and write JSON to ``out``.
+
+    ``out`` is checked (its folder made and written to) before anything is measured, so a
+    bad path fails at once instead of after the benchmark.
+    """
+    check_writable(out)
     device = pick_device(device)
-    precision = pick_precision(device)
-    cfg = GPTConfig(vocab_size=127)
+    choice = choose_precision(device)
+    precision = choice.precision
+    cfg = REPORT.model_config(CHAR_VOCAB_SIZE)
     repeats = 1 if quick else 3
     accum = 1 if quick else grad_accum
     bf16 = matmul_rate(device, torch.bfloat16, repeats=repeats)
@@ -347,6 +360,7 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     result = {
         "device": device,
         "device_name": device_name(device),
+        "cpu_capability": cpu_capability(),
         "date": time.strftime("%Y-%m-%d"),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -357,6 +371,7 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         "matmul_fp32_TFLOPs": fp32 / 1e12,
         "train": train,
         "train_precision": precision,
+        "train_precision_reason": choice.reason,
         "train_tokens_per_s": trainer["tokens_per_s"],
         "train_MFU_vs_measured_bf16": trainer["MFU_vs_measured_bf16"],
         "eager_fp32_tokens_per_s": train[0]["tokens_per_s"],
@@ -384,6 +399,21 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=1))
     return result
+
+
+def check_writable(out: str | os.PathLike) -> None:
+    """Make ``out``'s folder and write a probe file there; one ``ConfigError`` if impossible."""
+    folder = Path(out).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{Path(out).name}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError("out", os.fspath(out),
+                          f"a file in a writable folder ({e.strerror or e})") from None
+    if Path(out).is_dir():
+        raise ConfigError("out", os.fspath(out), "a file path, not a folder")
 
 
 def format_table(result: dict) -> str:

@@ -33,6 +33,9 @@ def _label(result: dict) -> str:
 
 
 MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_capability", "CPU capability (torch kernels; bf16 flags)", ""),
+    ("train_precision", "precision chosen by the rule (precision=auto)", ""),
+    ("train_precision_reason", "  why", ""),
     ("matmul_bf16_TFLOPs", "bf16 matrix product, achievable", "TFLOP/s"),
     ("matmul_fp32_TFLOPs", "fp32 matrix product, achievable", "TFLOP/s"),
     ("train_tokens_per_s", "training, the trainer's default settings", "tokens/s"),
@@ -114,19 +117,24 @@ class Target:
 
 
 GPU_RECIPE_SPEEDUP = 60  # "the report's full 104M-token recipe in under 5 minutes"
+# Where the targets come from: this project's own reviews (not a public tracker).
+PERFORMANCE_REVIEW = "project target (performance review)"
+EVALUATION_REVIEW = "project target (evaluation review)"
 
 TARGETS: tuple[Target, ...] = (
     Target("training MFU against the measured bf16 rate", "train_MFU_vs_measured_bf16", 0.60,
-           True, "issue #7"),
+           True, PERFORMANCE_REVIEW),
     Target("trainer over the plain fp32 eager loop", "speedup_vs_eager_fp32", 4.0, True,
-           "issue #7"),
-    Target("evaluation over training throughput", "eval_over_train", 3.0, True, "issue #7"),
-    Target("char tokenization, MB/s", "char_MB_per_s", 50.0, True, "issue #7"),
-    Target("peak memory of cpu-profile training, GB", "peak_rss_GB", 4.0, False, "issue #7"),
+           PERFORMANCE_REVIEW),
+    Target("evaluation over training throughput", "eval_over_train", 3.0, True,
+           PERFORMANCE_REVIEW),
+    Target("char tokenization, MB/s", "char_MB_per_s", 50.0, True, PERFORMANCE_REVIEW),
+    Target("peak memory of report-model training, GB", "peak_rss_GB", 4.0, False,
+           PERFORMANCE_REVIEW),
     Target("whole test split through the evaluator, s", "eval_split_seconds", 150.0, False,
-           "issue #4"),
+           EVALUATION_REVIEW),
     Target("training tokens/s on one H100-class GPU", "best_tokens_per_s",
-           GPU_RECIPE_SPEEDUP * REPORT.avg_tokens_per_s, True, "issue #7", ("cuda",)),
+           GPU_RECIPE_SPEEDUP * REPORT.avg_tokens_per_s, True, PERFORMANCE_REVIEW, ("cuda",)),
 )
 
 
@@ -189,7 +197,8 @@ def run_tokens_per_s(log: list[dict]) -> float | None:
 
 
 def recipe_table(results: list[dict], run_tokens_per_s: float | None = None,
-                 run_label: str = "this project's cpu run, as it ran") -> pd.DataFrame:
+                 run_label: str = "this project's run, as it ran",
+                 run_source: str = "the run's log.jsonl") -> pd.DataFrame:
     """How long the report's 104,038,400 training tokens take at each measured rate."""
     rows = [{"machine": "the report: Apple MPS (its stated average)",
              "tokens/s": float(REPORT.avg_tokens_per_s), "source": "report"},
@@ -201,8 +210,136 @@ def recipe_table(results: list[dict], run_tokens_per_s: float | None = None,
                      "source": f"benchmarks/{r.get('file', 'results.json')}"})
     if run_tokens_per_s:
         rows.append({"machine": run_label, "tokens/s": run_tokens_per_s,
-                     "source": "runs/cpu/log.jsonl"})
+                     "source": run_source})
     table = pd.DataFrame(rows)
     table["hours for 104M tokens"] = REPORT.tokens_processed / table["tokens/s"] / 3600
     table["× the report's speed"] = table["tokens/s"] / REPORT.avg_tokens_per_s
     return table.set_index("machine")
+
+
+def run_rate_for_recipe(run: dict | None) -> float | None:
+    """A run's median logged throughput, when it trained the report's model at its batch."""
+    if run is None or not trains_report_model(run["config"]):
+        return None
+    return run_tokens_per_s(run["log"])
+
+
+def fastest(recipe: pd.DataFrame) -> tuple[str, float]:
+    """The machine (not the report's rows) with the fewest hours for the report's tokens."""
+    ours = recipe.drop(index=[i for i in recipe.index if i.startswith("the report")])
+    hours = ours["hours for 104M tokens"]
+    return str(hours.idxmin()), float(hours.min())
+
+
+def plot_recipe_times(recipe: pd.DataFrame):
+    """Hours for the report's tokens at each rate (log scale; the report's rows in red)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(recipe)))
+    colors = ["tab:red" if i.startswith("the report") else "tab:blue" for i in recipe.index]
+    ax.barh(recipe.index, recipe["hours for 104M tokens"], color=colors)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"hours to train the report's {REPORT.tokens_processed:,} tokens "
+                  "(log scale; lower is faster)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def machines_list(results: list[dict]) -> str:
+    """Markdown: one bullet a benchmark file (machine, torch, date, batch, precision rule)."""
+    return "\n".join(
+        f"- `{r['file']}`: {r['device_name']}, torch {r['torch']}, measured "
+        f"{r.get('date', 'on an earlier date')}, batch {r['batch']} tokens"
+        + (f"; precision {r['train_precision']} ({r['train_precision_reason']})"
+           if "train_precision_reason" in r else "")
+        for r in results)
+
+
+def ladder_notes(result: dict) -> str:
+    """Markdown: the optimizer, attention and thread measurements beside the ladder."""
+    parts = []
+    if "adamw_step_s_fused" in result:
+        parts.append(
+            f"One AdamW step over the {result['parameters'] / 1e6:.1f}M parameters: "
+            f"{result['adamw_step_s_for_loop'] * 1e3:.0f} ms as a for-loop, "
+            f"{result['adamw_step_s_fused'] * 1e3:.0f} ms fused "
+            f"({result['adamw_step_s_for_loop'] / result['adamw_step_s_fused']:.1f}×), against "
+            f"{tokens_per_step(result):,} tokens a step at {result['train_tokens_per_s']:,.0f} "
+            f"tokens/s, i.e. {step_seconds(result):.2f} s a step.")
+    if "attention_ms_sdpa" in result:
+        threads = (f"; evaluation with all {result['threads']} threads runs "
+                   f"{result['eval_all_threads_over_one']:.2f}× one thread."
+                   if "eval_all_threads_over_one" in result else ".")
+        parts.append(
+            f"One layer's causal attention at the model's shape, forward: "
+            f"{result['attention_ms_sdpa']:.1f} ms through `scaled_dot_product_attention` as "
+            f"the model calls it, {result['attention_ms_sdpa_math']:.1f} ms on its math "
+            f"backend, {result['attention_ms_explicit']:.1f} ms written out" + threads)
+    return "\n\n".join(parts)
+
+
+def cpu_reading(result: dict) -> str:
+    """Markdown: what a CPU's measurements say about the targets, from the numbers."""
+    need = 4 * result["eager_fp32_tokens_per_s"] * result["flops_per_token"] / 1e12
+    split_tokens = result.get("eval_split_tokens", 0)
+    floor_s = split_tokens / result["eval_ceiling_tokens_per_s"]
+    compile_gain = gain_over_trainer(result, "torch.compile")
+    text = (
+        f"**Reading ({result['device_name']}).** The trainer runs in "
+        f"{result.get('train_precision', 'its precision')} at "
+        f"{result['train_MFU_vs_measured_bf16']:.0%} of the measured bf16 rate, "
+        f"{result['speedup_vs_eager_fp32']:.2f}× the plain fp32 loop. Four times that loop "
+        f"would be {need:.2f} TFLOP/s of model FLOPs, "
+        f"{need / result['matmul_bf16_TFLOPs']:.0%} of what this CPU's bf16 matrix product "
+        f"reaches ({result['matmul_bf16_TFLOPs']:.2f} TFLOP/s). Scoring a token takes a third "
+        f"of a training token's FLOPs (2·N + 4·L·d·T against 6·N + 12·L·d·T), so evaluation at "
+        f"3× the training throughput means evaluating at training's FLOP rate: measured "
+        f"{result['eval_over_train']:.2f}×.")
+    if split_tokens:
+        text += (
+            f" The evaluator scored the whole test split ({split_tokens:,} tokens) in "
+            f"{result['eval_split_seconds']:.0f} s; its linear layers alone, at the bf16 rate "
+            f"with nothing else running, would take {floor_s:.0f} s; it runs at "
+            f"{result['eval_split_tokens_per_s'] / result['eval_ceiling_tokens_per_s']:.0%} "
+            "of that ceiling, the rest being the attention scores and the element-wise work "
+            "(LayerNorm, GELU, casts) that the ceiling leaves out.")
+    if compile_gain is not None:
+        text += (f" torch.compile (`--compile true`, off by default because compiling takes "
+                 f"minutes here) changes training throughput by {compile_gain - 1:+.0%} in "
+                 "this run.")
+    return text
+
+
+def gpu_paragraph(results: list[dict]) -> str:
+    """Markdown: each CUDA result's speed and recipe time, or that none was measured."""
+    gpus = [r for r in results if r["device"] == "cuda"]
+    if not gpus:
+        return ("**GPU.** No CUDA machine has been measured for this book yet: the figures "
+                "above are CPU figures only. `benchmarks/gpu_check.sh` is the one prepared run "
+                "for such a machine; its `results-cuda.json` lands in `benchmarks/` and "
+                "appears here.")
+    return "**GPU.** " + "; ".join(
+        f"{r['device_name']}: {r['best_tokens_per_s']:,.0f} tokens/s, the recipe in "
+        f"{REPORT.tokens_processed / r['best_tokens_per_s'] / 60:.1f} min" for r in gpus) + "."
+
+
+def ladder_tables(results: list[dict]) -> pd.DataFrame:
+    """Every machine's training ladder in one table, the machine as the outer index."""
+    return pd.concat({_label(r): ladder_table(r) for r in results}, names=["machine", "variant"])
+
+
+def target_tables(results: list[dict]) -> pd.DataFrame:
+    """Every machine's targets in one table, the machine as the outer index."""
+    tables = {_label(r): target_table(r) for r in results}
+    return pd.concat({k: v for k, v in tables.items() if len(v)}, names=["machine", "target"])
+
+
+def notes_and_readings(results: list[dict]) -> str:
+    """Markdown: each machine's ladder notes and, for CPUs, the reading of its targets."""
+    parts = []
+    for r in results:
+        parts.append(f"**{_label(r)}.** " + ladder_notes(r))
+        if r["device"] == "cpu":
+            parts.append(cpu_reading(r))
+    return "\n\n".join(parts)

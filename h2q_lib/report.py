@@ -59,11 +59,38 @@ BASELINES: tuple[BaselineRow, ...] = (
 
 
 @dataclass(frozen=True)
+class SampleRow:
+    """One generated sample of the report's "Generated samples" section, verbatim."""
+
+    step: int
+    prompt: str
+    output: str
+    comment: str
+
+
+SAMPLES: tuple[SampleRow, ...] = (
+    SampleRow(1000, "The meaning of life is",
+              "The meaning of life is be a that and . They the same with the air of the @-@ ...",
+              "grammar chaotic, meaning unclear"),
+    SampleRow(3000, "The meaning of life is",
+              "The meaning of life is , called in the Merry and Morricle , will the 2004 – 2008 "
+              "tournament...", "structure starts to appear"),
+    SampleRow(6000, "The meaning of life is",
+              "The meaning of life is a father of his heading , as he is known as I ski...",
+              "more coherent, meaningful phrases appear"),
+    SampleRow(6000, "Artificial intelligence will",
+              "Artificial intelligence will be accepted as chief energy and social there for ...",
+              "more coherent, meaningful phrases appear"),
+)
+
+
+@dataclass(frozen=True)
 class ReportClaims:
     """Every number the report states; defaults are the report's values."""
 
     # configuration
     dataset: str = "WikiText-103"
+    device: str = "Apple MPS (Metal GPU)"
     parameters: int = 25_547_264
     n_embd: int = 512
     n_layer: int = 8
@@ -98,7 +125,8 @@ class ReportClaims:
     validation_tokens: int = 1_120_496
     samples: int = 1_030_091
     epochs: float = 1.0  # "only 1 epoch so far"
-    # comparison
+    # generated samples and the comparison
+    generated_samples: tuple[SampleRow, ...] = SAMPLES
     baselines: tuple[BaselineRow, ...] = BASELINES
     wikitext103_ppl: float = 2.95
 

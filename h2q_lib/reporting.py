@@ -1,72 +1,256 @@
-"""Tables and figures for the book, built from a run folder and the report's numbers.
+"""Tables and figures for the book's data and training chapters, read from a run folder.
 
-The notebooks call these and show the result; anything a test could check lives here.
+The notebooks call these and display the result; the run folder (``runs.py``) is what they
+read, so a setting given to training reaches every later chapter. Anything a test could check
+lives here, with a test.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
-import subprocess
-from importlib import metadata
+import tracemalloc
 from pathlib import Path
 
 import pandas as pd
 
+from . import runs
+from .data import CONFIGS, Split, corpus_stats, load_split, report_char_tokens, report_text
+from .errors import DataUnavailableError
+from .hardware import choose_precision, machine_description, pick_device
+from .model import count_parameters, vocab_size_for_parameters
+from .profiles import TrainConfig
+from .provenance import git_revision, library_fingerprint, package_versions
 from .report import REPORT, ReportClaims
-from .train import read_jsonl
+
+# --- notebooks ----------------------------------------------------------------------------
+
+
+def setup_notebook() -> None:
+    """The book's display settings: 4-decimal floats, wide text columns, quiet warnings."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    pd.options.display.float_format = "{:,.4f}".format
+    pd.options.display.max_colwidth = 160
+
+
+def glue_values(values: dict) -> None:
+    """``myst_nb.glue`` each value under its key, for the book's pages to cite."""
+    from myst_nb import glue
+
+    for key, value in values.items():
+        glue(key, value, display=False)
+
+
+# --- provenance and the run folder ---------------------------------------------------------
 
 
 def provenance(parameters: dict) -> pd.DataFrame:
-    """What produced a notebook's outputs: parameters, versions, device and git revision."""
-    import torch
-
-    from .train import available_devices
-
+    """What produced a page: its parameters, packages, the machine and its precision rule."""
     rows = [("parameter: " + k, repr(v)) for k, v in parameters.items()]
-    for pkg in ("h2q-repro", "torch", "numpy", "datasets", "tiktoken", "papermill",
-                "jupyter-book", "nbval", "transformers"):
-        try:
-            rows.append((pkg, metadata.version(pkg)))
-        except metadata.PackageNotFoundError:
-            rows.append((pkg, "not installed"))
+    rows += list(package_versions().items())
     rows.append(("python", platform.python_version()))
-    rows.append(("machine", f"{platform.machine()}, {os.cpu_count()} CPU cores, "
-                            f"torch threads {torch.get_num_threads()}"))
-    rows.append(("devices available", ", ".join(available_devices())))
+    machine = machine_description()
+    rows.append(("machine", f"{machine['processor']}, {machine['cpu_cores']} CPU cores, "
+                            f"torch threads {machine['torch_threads']}"))
+    rows.append(("CPU capability", machine["cpu_capability"]))
+    rows.append(("devices available", ", ".join(machine["devices_available"])))
+    device = pick_device("auto")
+    choice = choose_precision(device)
+    rows.append((f"precision rule on {device}", f"{choice.precision}: {choice.reason}"))
     rows.append(("git revision", git_revision()))
+    rows.append(("library fingerprint", library_fingerprint()))
     return pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
 
 
-def git_revision() -> str:
-    """``git describe`` of the checkout this package lives in (``+dirty`` if modified)."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here,
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-        # "dirty" when the code that produces results differs from the commit; the executed
-        # notebooks that a pipeline run is rewriting do not count. ":/" roots each path at
-        # the top of the work tree, whatever folder git runs in.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--",
-                                ":/h2q_lib", ":/notebooks", ":/pyproject.toml"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (rev or "unknown") + ("+dirty" if dirty else "")
+def load_run_if_present(run_dir: str | os.PathLike) -> dict | None:
+    """``load_run``, or None when ``run_dir`` holds no run."""
+    return load_run(run_dir) if (Path(run_dir) / "config.json").is_file() else None
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
-    """A run folder's small outputs: config, summary, log and samples."""
+    """A run folder's small outputs: recipe, summary, log, samples and evaluation."""
     run_dir = Path(run_dir)
+    config = runs.read_json(run_dir / "config.json")
+    if config is None:
+        raise runs.RunFolderError(f"{runs.shown(run_dir)!r} has no readable config.json: "
+                                  "train the run first (notebook 02 or h2q train)")
     return {
-        "config": json.loads((run_dir / "config.json").read_text()),
-        "summary": json.loads((run_dir / "summary.json").read_text())
-        if (run_dir / "summary.json").is_file() else {},
-        "log": read_jsonl(run_dir / "log.jsonl"),
-        "samples": read_jsonl(run_dir / "samples.jsonl"),
+        "config": config,
+        "summary": runs.read_json(run_dir / "summary.json") or {},
+        "log": runs.read_jsonl(run_dir / "log.jsonl"),
+        "samples": runs.read_jsonl(run_dir / "samples.jsonl"),
+        "evaluation": runs.read_json(run_dir / "evaluation.json") or {},
     }
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def training_texts_table(cfg: TrainConfig, data_dir: str | None = None) -> pd.DataFrame:
+    """Every training text available here, and how many epochs ``cfg``'s steps make of it.
+
+    epochs = steps × tokens per step / character tokens of the report-preprocessed text.
+    Also the share of its words that read ``<unk>`` (the tokenized configurations).
+    """
+    rows = []
+    for config in CONFIGS:
+        try:
+            split = load_split("train", config, data_dir, source="local")
+        except DataUnavailableError:
+            continue
+        words = [w for line in split.lines for w in line.split()]
+        tokens = report_char_tokens(split.lines)
+        rows.append({"training text": split.origin, "complete": not split.is_slice,
+                     "characters": tokens - 2, "char tokens": tokens,
+                     "<unk> share of words": sum(w == "<unk>" for w in words) / max(len(words), 1),
+                     "epochs in this run": cfg.steps * cfg.tokens_per_step / tokens,
+                     "used by this run": config == cfg.train_data})
+    return pd.DataFrame(rows).set_index("training text")
+
+
+def corpus_table(splits: list[Split], tokenizers: list) -> pd.DataFrame:
+    """``data.corpus_stats`` of each split (with each tokenizer's counts), one column each."""
+    rows = [corpus_stats(s, tokenizers) for s in splits]
+    table = pd.DataFrame(rows)
+    table.index = [f"{r['config']} / {r['split']}" for r in rows]
+    return table.T
+
+
+def tokens_per_unit(stats: pd.DataFrame, column: str, tokenizers: list) -> pd.DataFrame:
+    """Tokens per word and per byte of one split (a column of ``corpus_table``)."""
+    names = [t.name for t in tokenizers]
+    return pd.DataFrame({
+        "tokens per word": [stats.loc[f"tokens_per_word_{n}", column] for n in names],
+        "tokens per byte": [stats.loc[f"tokens_per_byte_{n}", column] for n in names],
+    }, index=pd.Index(names, name="tokenizer")).astype(float)
+
+
+def plot_tokens_per_word(per_unit: pd.DataFrame):
+    """Bar chart of tokens per word, log scale, values printed on the bars."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    values = per_unit["tokens per word"]
+    ax.bar(values.index, values, color=["tab:red", "tab:green", "tab:blue"][: len(values)])
+    ax.set_ylabel("tokens per word (validation)")
+    ax.set_yscale("log")
+    for i, x in enumerate(values):
+        ax.text(i, x, f"{x:.2f}", ha="center", va="bottom")
+    fig.tight_layout()
+    return fig
+
+
+def reconstruction_table(valid_split: Split, char_tokenizer,
+                         claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The char tokenizer's reconstruction against the report's two hard numbers."""
+    from .tokenizers import encode_stream
+
+    measured_tokens = len(encode_stream(char_tokenizer, report_text(valid_split.lines)))
+    implied = vocab_size_for_parameters(claims.parameters, claims.model_config())
+    params = count_parameters(claims.model_config(char_tokenizer.vocab_size))
+    params_stated_vocab = count_parameters(claims.model_config())
+    return pd.DataFrame([
+        {"quantity": "vocabulary implied by the parameter count",
+         "report": claims.vocab_size, "reconstructed": implied,
+         "match": implied == char_tokenizer.vocab_size},
+        {"quantity": f"parameters with the char vocabulary ({char_tokenizer.vocab_size})",
+         "report": claims.parameters, "reconstructed": params,
+         "match": params == claims.parameters},
+        {"quantity": f"parameters with vocabulary {claims.vocab_size:,} (as the report lists)",
+         "report": claims.parameters, "reconstructed": params_stated_vocab,
+         "match": params_stated_vocab == claims.parameters},
+        {"quantity": f"validation tokens ({valid_split.origin})",
+         "report": claims.validation_tokens, "reconstructed": measured_tokens,
+         "match": measured_tokens == claims.validation_tokens},
+    ]).set_index("quantity")
+
+
+def prepare_run_data(cfg: TrainConfig, run_dir: str | os.PathLike, data_dir: str | None = None,
+                     restart: bool = False) -> tuple[pd.DataFrame, float]:
+    """Build (or reuse) the run folder's token caches exactly as training will read them.
+
+    ``restart`` first removes the run folder (``runs.restart_run_folder``: only a folder the
+    project made). Returns one row a cache (built now or reused, tokens, dtype, source) and
+    the peak Python memory while encoding, in MB: encoding goes chunk by chunk, so it stays
+    bounded.
+    """
+    from .profiles import RuntimeConfig
+    from .train import prepare_data
+
+    if restart:
+        runs.restart_run_folder(run_dir)
+    folder = runs.prepare_run_folder(run_dir)
+    tracemalloc.start()
+    try:
+        with runs.RunLock(folder):
+            prepared = prepare_data(cfg, RuntimeConfig(data_dir=data_dir), folder)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    rows = [{"split": name, "text": cache.meta["source"], "tokenizer": cache.meta["tokenizer"],
+             "tokens": cache.meta["num_tokens"], "dtype": cache.meta["dtype"],
+             "built now": cache.rebuilt}
+            for name, cache in (("train", prepared.train), ("validation", prepared.val))]
+    return pd.DataFrame(rows).set_index("split"), peak_mb
+
+
+# --- the run against the report ------------------------------------------------------------
+
+
+def config_table(run: dict, claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The report's listed configuration beside the run's recipe (as strings)."""
+    cfg = TrainConfig.from_dict(run["config"])
+    summary = run["summary"]
+    ours = {
+        "parameters": summary.get("parameters"), "vocabulary": summary.get("vocab_size"),
+        "hidden dim": cfg.n_embd, "layers": cfg.n_layer, "heads": cfg.n_head, "FF dim": cfg.n_ff,
+        "sequence length": cfg.block_size,
+        "batch (accumulation)": f"{cfg.batch_size} ({cfg.grad_accum})",
+        "learning rate": cfg.lr, "warmup steps": cfg.warmup,
+        "schedule length (steps)": cfg.schedule_length, "steps trained": cfg.steps,
+        "tokens per step": cfg.tokens_per_step, "tokenizer": cfg.tokenizer,
+        "training text": summary.get("train_source", cfg.train_data),
+        "validation text": summary.get("val_source", cfg.data_config),
+    }
+    theirs = {
+        "parameters": claims.parameters, "vocabulary": f"{claims.vocab_size:,} (listed)",
+        "hidden dim": claims.n_embd, "layers": claims.n_layer, "heads": claims.n_head,
+        "FF dim": claims.n_ff, "sequence length": claims.seq_len,
+        "batch (accumulation)": f"{claims.batch_size} ({claims.grad_accum})",
+        "learning rate": claims.learning_rate, "warmup steps": claims.warmup_steps,
+        "schedule length (steps)": claims.steps, "steps trained": claims.steps,
+        "tokens per step": claims.tokens_per_step(), "tokenizer": '"simple"',
+        "training text": f"{claims.dataset} (Hugging Face datasets)",
+        "validation text": claims.dataset,
+    }
+    return pd.DataFrame({"report": theirs, "this run": ours}).astype(str)
+
+
+RESULT_KEYS = ("steps", "tokens_seen", "epochs", "final_train_loss", "final_val_loss",
+               "best_val_loss", "best_perplexity", "parameters", "vocab_size", "train_tokens",
+               "val_tokens", "train_source", "train_is_slice", "val_source")
+SPEED_KEYS = ("device", "precision", "precision_reason", "elapsed_s", "mean_tokens_per_s",
+              "peak_rss_GB")
+
+
+def training_summary(summary: dict) -> pd.Series:
+    """The run's results (deterministic for a machine's kernels)."""
+    return pd.Series({k: summary.get(k) for k in RESULT_KEYS}, name="this run")
+
+
+def training_speed(summary: dict) -> pd.Series:
+    """Where, in what precision (and why) and how fast the run trained."""
+    return pd.Series({k: summary.get(k) for k in SPEED_KEYS}, name="this run")
+
+
+def sessions_table(summary: dict) -> pd.DataFrame:
+    """Each process that trained part of the run: steps, device, precision, git revision."""
+    rows = summary.get("sessions", [])
+    columns = ["from_step", "to_step", "device", "precision", "reason", "git_revision"]
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
 def report_progress_table(claims: ReportClaims = REPORT) -> pd.DataFrame:
@@ -79,42 +263,72 @@ def report_progress_table(claims: ReportClaims = REPORT) -> pd.DataFrame:
     ).set_index("step")
 
 
-def progress_table(log: list[dict], total_steps: int) -> pd.DataFrame:
-    """Our run's rows in the report's columns (Step, Loss, Perplexity, tok/s, Progress).
+def progress_table(log: list[dict], schedule_steps: int) -> pd.DataFrame:
+    """The run's evaluation rows in the report's columns (Loss, Perplexity, tok/s, Progress).
 
-    One row per validation evaluation; Loss is the training loss of that step, Perplexity is
-    exp(validation loss), as the report pairs them.
+    Loss is the training loss of that step and Perplexity exp(validation loss), as the
+    report pairs them; Progress is the step's share of the schedule.
     """
     rows = [{"step": r["step"], "tokens": r["tokens_seen"], "loss": r["train_loss"],
              "val loss": r["val_loss"], "perplexity": r["perplexity"],
-             "tok/s": r["tokens_per_s"], "progress %": 100.0 * r["step"] / total_steps}
+             "tok/s": r["tokens_per_s"], "progress %": 100.0 * r["step"] / schedule_steps}
             for r in log if r.get("val_loss") is not None]
     return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
 
 
-def report_loss_at_tokens(tokens: float, claims: ReportClaims = REPORT) -> float | None:
-    """The report's training loss interpolated (in log-tokens) at ``tokens``; None outside."""
-    pts = [(r.step * claims.tokens_per_step(), r.loss) for r in claims.progress]
-    if not pts[0][0] <= tokens <= pts[-1][0]:
-        return None
-    for (t0, l0), (t1, l1) in zip(pts, pts[1:], strict=False):
-        if t0 <= tokens <= t1:
-            w = (math.log(tokens) - math.log(t0)) / (math.log(t1) - math.log(t0))
-            return l0 + w * (l1 - l0)
-    return None
+def beside_report(log: list[dict], claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The run's losses at each report table step it reached, and the differences.
 
-
-def compare_at_same_tokens(log: list[dict], claims: ReportClaims = REPORT) -> pd.DataFrame:
-    """Our validation loss beside the report's loss curve at the same number of tokens."""
+    Only meaningful for a run at the report's tokens per step (same steps, same tokens).
+    "report − validation" > 0 means the report's number is higher than ours.
+    """
+    by_step = {r["step"]: r for r in log}
     rows = []
-    for r in log:
-        if r.get("val_loss") is None:
+    for row in claims.progress:
+        ours = by_step.get(row.step)
+        if ours is None or ours.get("val_loss") is None \
+                or ours["tokens_seen"] != row.step * claims.tokens_per_step():
             continue
-        theirs = report_loss_at_tokens(r["tokens_seen"], claims)
-        rows.append({"step": r["step"], "tokens": r["tokens_seen"],
-                     "our train loss": r["train_loss"], "our val loss": r["val_loss"],
-                     "report loss at same tokens": theirs})
+        rows.append({"step": row.step, "tokens": ours["tokens_seen"], "report loss": row.loss,
+                     "our validation loss": ours["val_loss"],
+                     "our training loss (mean since last log)": ours.get("train_loss_avg"),
+                     "report − validation": row.loss - ours["val_loss"],
+                     "relative": (row.loss - ours["val_loss"]) / ours["val_loss"]})
     return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
+
+
+def beside_values(beside: pd.DataFrame) -> dict[str, float]:
+    """``beside_report``'s numbers by step, named for the book's pages to cite.
+
+    ``at<step>_report``, ``at<step>_ours`` (validation), ``at<step>_diff`` (report − ours),
+    plus ``beside_last_step`` (0 when the run reached none of the report's steps).
+    """
+    out: dict[str, float] = {"beside_last_step": int(beside.index.max()) if len(beside) else 0}
+    for step, row in beside.iterrows():
+        out[f"at{step}_report"] = float(row["report loss"])
+        out[f"at{step}_ours"] = float(row["our validation loss"])
+        out[f"at{step}_diff"] = float(row["report − validation"])
+    return out
+
+
+def plot_training_curves(log: list[dict], claims: ReportClaims = REPORT):
+    """Both runs' losses against tokens processed, on one plot (log tokens)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    evals = [r for r in log if r.get("val_loss") is not None]
+    ax.plot([r["tokens_seen"] for r in log], [r["train_loss"] for r in log],
+            label="this run: training loss", color="tab:blue", alpha=0.5)
+    ax.plot([r["tokens_seen"] for r in evals], [r["val_loss"] for r in evals], "o-",
+            label="this run: validation loss", color="tab:blue", ms=4)
+    rep = report_progress_table(claims)
+    ax.plot(rep["tokens"], rep["loss"], "s--", color="tab:red", label="report: loss")
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens processed")
+    ax.set_ylabel("loss (nats per token)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def checkpoint_files(run_dir: str | os.PathLike) -> pd.DataFrame:
@@ -125,120 +339,26 @@ def checkpoint_files(run_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "MB"]).set_index("file")
 
 
+def checkpoint_sizes(files: pd.DataFrame) -> dict[str, float | None]:
+    """MB of the newest step checkpoint and of the final weights (None where absent)."""
+    steps = files[files.index.str.startswith("checkpoints/step")]
+    final = files[files.index == "final_model.safetensors"]
+    return {"step_checkpoint_MB": float(steps["MB"].iloc[-1]) if len(steps) else None,
+            "final_weights_MB": float(final["MB"].iloc[0]) if len(final) else None}
+
+
 def samples_table(samples: list[dict]) -> pd.DataFrame:
     """Generated samples by step and prompt."""
     rows = [{"step": s["step"], "prompt": s["prompt"], "sample": s["text"]} for s in samples]
-    return pd.DataFrame(rows, columns=["step", "prompt", "sample"])
+    return pd.DataFrame(rows, columns=["step", "prompt", "sample"]).set_index(["step", "prompt"])
 
 
-def plot_training_curves(log: list[dict], claims: ReportClaims = REPORT):
-    """Loss and perplexity against tokens processed, with the report's points overlaid."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    evals = [r for r in log if r.get("val_loss") is not None]
-    ax1.plot([r["tokens_seen"] for r in log], [r["train_loss"] for r in log],
-             label="this run: train loss", color="tab:blue", alpha=0.6)
-    ax1.plot([r["tokens_seen"] for r in evals], [r["val_loss"] for r in evals], "o-",
-             label="this run: validation loss", color="tab:blue", ms=3)
-    rep = report_progress_table(claims)
-    ax1.plot(rep["tokens"], rep["loss"], "s--", color="tab:red", label="report: loss")
-    ax1.set_xscale("log")
-    ax1.set_xlabel("tokens processed")
-    ax1.set_ylabel("loss (nats per token)")
-    ax1.legend()
-    ax2.plot([r["tokens_seen"] for r in evals], [r["perplexity"] for r in evals], "o-",
-             color="tab:blue", label="this run: exp(validation loss)", ms=3)
-    pp = rep.dropna(subset=["perplexity"])
-    ax2.plot(pp["tokens"], pp["perplexity"], "s--", color="tab:red", label="report: perplexity")
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("tokens processed")
-    ax2.set_ylabel("perplexity per token")
-    ax2.legend()
-    fig.tight_layout()
-    return fig
-
-
-def reconstruction_table(valid_split, char_tokenizer, claims: ReportClaims = REPORT):
-    """The char tokenizer's reconstruction against the report's two hard numbers."""
-    from .data import report_text
-    from .model import count_parameters, vocab_size_for_parameters
-    from .tokenizers import encode_stream
-
-    measured_tokens = len(encode_stream(char_tokenizer, report_text(valid_split.lines)))
-    implied = vocab_size_for_parameters(claims.parameters, claims.model_config())
-    params = count_parameters(claims.model_config(char_tokenizer.vocab_size))
-    params_50k = count_parameters(claims.model_config(50_000))
-    return pd.DataFrame([
-        {"quantity": "vocabulary implied by the parameter count",
-         "report": claims.vocab_size, "reconstructed": implied,
-         "match": implied == char_tokenizer.vocab_size},
-        {"quantity": f"parameters with the char vocabulary ({char_tokenizer.vocab_size})",
-         "report": claims.parameters, "reconstructed": params,
-         "match": params == claims.parameters},
-        {"quantity": "parameters with vocabulary 50,000 (as the report lists)",
-         "report": claims.parameters, "reconstructed": params_50k,
-         "match": params_50k == claims.parameters},
-        {"quantity": f"validation tokens ({valid_split.origin})",
-         "report": claims.validation_tokens, "reconstructed": measured_tokens,
-         "match": measured_tokens == claims.validation_tokens},
-    ]).set_index("quantity")
-
-
-def convert_report_claim(
-    valid_split, test_split=None, claims: ReportClaims = REPORT
-) -> pd.DataFrame:
-    """The report's best validation loss (nats per character token) on every axis.
-
-    nll = loss × tokens, with tokens = the report-preprocessed split's character tokens
-    (<bos> + characters + <eos>); then bits/char = nll / (ln 2 · chars), bits/byte likewise,
-    and word perplexity = exp(nll / words) for two word counts:
-    - the words of the text the model scored (whitespace words + one per line), and
-    - all WikiText words of the split (217,646 on validation), as GPT-2's protocol divides
-      by; this counts heading words the report's model never scored, so it is lower.
-    The test row assumes the same per-character loss on the test split.
-    """
-    from .data import report_lines, wikitext_words
-    from .metrics import convert_token_loss
-    rows = []
-    for split in [s for s in (valid_split, test_split) if s is not None]:
-        lines = report_lines(split.lines)
-        text = "\n".join(lines)
-        tokens = len(text) + 2  # <bos> ... <eos>, as the reconstruction
-        scored_words = wikitext_words(lines)
-        all_words = wikitext_words(split.lines)
-        for label, words in (("words of the scored text", scored_words),
-                             ("all WikiText words of the split", all_words)):
-            m = convert_token_loss(claims.best_val_loss, tokens, len(text),
-                                   len(text.encode("utf-8")), words)
-            rows.append({"split": split.name, "word count used": label, "words": words,
-                         "tokens": tokens, "characters": len(text),
-                         "token perplexity": m["token_perplexity"],
-                         "bits per character": m["bits_per_character"],
-                         "bits per byte": m["bits_per_byte"],
-                         "word perplexity": m["word_perplexity"]})
-    return pd.DataFrame(rows)
-
-
-def gpt2_published_on_axes(test_split) -> pd.DataFrame:
-    """GPT-2's published WikiText-103 word perplexities put on bits per byte.
-
-    nll = ln(ppl) × WikiText words of the test split; bits/byte = nll / (ln 2 · UTF-8 bytes of
-    the raw test text). GPT-2 scored de-tokenized text, so this is an approximation.
-    """
-    import math as _m
-
-    from .baselines import references
-    from .data import wikitext_words
-
-    words = wikitext_words(test_split.lines)
-    n_bytes = len(test_split.text().encode("utf-8"))
-    rows = []
-    for ref in references():
-        if ref.dataset == "WikiText-103" and ref.source_key == "radford2019language":
-            nll = _m.log(ref.value) * words
-            rows.append({"model": ref.model, "parameters": ref.params,
-                         "word perplexity (published)": ref.value,
-                         "bits per byte (converted)": nll / (_m.log(2) * n_bytes)})
-    return pd.DataFrame(rows)
+def samples_beside_report(samples: list[dict], claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The run's samples at its last step beside the report's samples, by prompt."""
+    last = max((s["step"] for s in samples), default=None)
+    rows = [{"source": f"report, step {r.step}", "prompt": r.prompt, "sample": r.output}
+            for r in claims.generated_samples]
+    rows += [{"source": f"this run, step {s['step']}", "prompt": s["prompt"], "sample": s["text"]}
+             for s in samples if s["step"] == last]
+    return pd.DataFrame(rows, columns=["source", "prompt", "sample"]).set_index(
+        ["prompt", "source"]).sort_index(level=0, sort_remaining=False)

@@ -9,6 +9,14 @@ import pytest
 
 from h2q_lib import data
 
+
+def pytest_configure(config):
+    """Numbers in nbval's comparisons agree at a stated tolerance (``nbval_tolerance``)."""
+    if config.pluginmanager.hasplugin("nbval"):
+        from nbval_tolerance import install
+
+        install()
+
 # <repo>/../shared/data/wikitext, computed from this file's location (tests/ -> repo -> parent).
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext"
 

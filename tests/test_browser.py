@@ -38,6 +38,9 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGE_TIMEOUT_S = 20.0
+# a real browser over the built HTML: part of `make test-all` (CI), not `make test`
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 WINDOW = (1280, 2000)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}
 

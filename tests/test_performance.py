@@ -33,12 +33,12 @@ def test_training_and_eval_rates_measure_a_tiny_model():
     cfg = GPTConfig(vocab_size=11, n_layer=1, n_embd=32, n_head=2, n_ff=64, block_size=16)
     for variant in bench.TRAIN_LADDER[:3]:
         assert bench.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
-    assert bench.eval_rate(cfg, "cpu", "bf16", batch=2, repeats=1) > 0
-    attention = bench.attention_milliseconds(cfg, "cpu", "bf16", batch=2, repeats=1)
+    assert bench.eval_rate(cfg, "cpu", "fp32", batch=2, repeats=1) > 0
+    attention = bench.attention_milliseconds(cfg, "cpu", "fp32", batch=2, repeats=1)
     assert set(attention) == {"attention_ms_sdpa", "attention_ms_sdpa_math",
                               "attention_ms_explicit"}
     assert all(ms > 0 for ms in attention.values())
-    assert bench.eval_thread_scaling(cfg, "bf16", batch=2, repeats=1) > 0
+    assert bench.eval_thread_scaling(cfg, "fp32", batch=2, repeats=1) > 0
 
 
 def test_explicit_attention_matches_the_model_kernel():
@@ -53,7 +53,8 @@ def test_explicit_attention_matches_the_model_kernel():
 
 
 def test_eval_split_rate_runs_the_real_evaluator(valid_split):
-    out = bench.eval_split_rate("cpu", "bf16", 4, valid_split, max_documents=1)
+    small = GPTConfig(vocab_size=127, n_layer=1, n_embd=32, n_head=2, n_ff=64, block_size=64)
+    out = bench.eval_split_rate("cpu", "fp32", 4, valid_split, max_documents=1, cfg=small)
     assert out["eval_split"] == "validation" and out["eval_split_documents"] == 1
     assert out["eval_split_tokens"] > 1000 and out["eval_split_tokens_per_s"] > 0
 
@@ -166,3 +167,39 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     assert res["train_ceiling_tokens_per_s"] == pytest.approx(1e10 / res["flops_per_token"])
     assert "eval_split_seconds" not in saved
     assert torch.get_num_threads() == saved["threads"]
+    assert saved["cpu_capability"].startswith(torch.backends.cpu.get_cpu_capability())
+    assert saved["train_precision"] in ("bf16", "fp32") and saved["train_precision_reason"]
+
+
+def test_bench_refuses_an_unwritable_out_before_measuring(tmp_path, monkeypatch, capsys):
+    def never(*a, **k):
+        raise AssertionError("measured before checking --out")
+
+    monkeypatch.setattr(bench, "matmul_rate", never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli.main(["bench", "--out", str(blocker / "x.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("h2q: error: out=") and str(blocker / "x.json") in err
+    assert len(err.splitlines()) == 1
+    assert cli.main(["bench", "--out", str(tmp_path)]) == 2
+
+
+def test_performance_readings_come_from_the_numbers():
+    cpu = {**_fake_result(), "parameters": 25_547_264, "adamw_step_s_for_loop": 0.05,
+           "adamw_step_s_fused": 0.01, "attention_ms_sdpa": 30.0, "attention_ms_sdpa_math": 60.0,
+           "attention_ms_explicit": 31.0, "threads": 2, "eval_all_threads_over_one": 1.8,
+           "eval_split_tokens_per_s": 3000.0, "train_precision": "fp32",
+           "train_precision_reason": "CPU AVX2: bf16 measured 0.02x fp32", "file": "results.json"}
+    text = performance.notes_and_readings([cpu])
+    assert "5.0×" in text and "50% of the measured bf16 rate" in text
+    assert "in fp32" in text and "200 s" in text  # 1M tokens at the 5,000 tok/s ceiling
+    assert "0.02x" in performance.machines_list([cpu])
+    table = performance.measures_table([cpu])
+    assert table.loc["precision chosen by the rule (precision=auto)"].iloc[-1] == "fp32"
+    assert "No CUDA machine" in performance.gpu_paragraph([cpu])
+    gpu = {**_fake_result("cuda"), "device_name": "GPU", "best_tokens_per_s": 416_153.6}
+    assert "4.2 min" in performance.gpu_paragraph([cpu, gpu])
+    recipe = performance.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
+    machine, hours = performance.fastest(recipe)
+    assert machine.startswith("Test CPU") and hours == pytest.approx(104_038_400 / 2000 / 3600)

@@ -1,28 +1,38 @@
-"""Book tables, the papermill pipeline's bookkeeping, the benchmark's pieces, the experiment."""
+"""The book's tables, readings and figures: run-folder tables, comparisons, the extrapolation,
+the audit's rerun check and the experiment's pieces."""
 
 from __future__ import annotations
 
 import math
 
-import nbformat
+import numpy as np
+import pandas as pd
 import pytest
-import torch
 
-from h2q_lib import bench, pipeline, reporting
+from h2q_lib import audit, comparison, extrapolation, reporting
 from h2q_lib.data import load_split, report_text
-from h2q_lib.experiment import experiment_configs
+from h2q_lib.experiment import experiment_reading, experiment_recipes, experiment_values
+from h2q_lib.profiles import PROFILES, get_profile
 from h2q_lib.report import REPORT
 from h2q_lib.tokenizers import CharTokenizer
 
+PER_STEP = REPORT.tokens_per_step()
 
-def test_report_curve_is_interpolated_between_its_points():
-    per_step = REPORT.tokens_per_step()
-    assert reporting.report_loss_at_tokens(100 * per_step) == pytest.approx(2.7180)
-    assert reporting.report_loss_at_tokens(500 * per_step) == pytest.approx(1.5178)
-    mid = reporting.report_loss_at_tokens(math.sqrt(100 * 500) * per_step)
-    assert mid == pytest.approx((2.7180 + 1.5178) / 2)
-    assert reporting.report_loss_at_tokens(10) is None
-    assert reporting.report_loss_at_tokens(10**12) is None
+
+def fake_log(steps, loss_at, per_step=PER_STEP, every=50):
+    """A log.jsonl of a run at ``per_step`` tokens a step, validated every ``every`` steps."""
+    return [{"step": s, "train_loss": loss_at(s) + 0.05, "train_loss_avg": loss_at(s) + 0.06,
+             "val_loss": loss_at(s) if s % every == 0 else None,
+             "perplexity": math.exp(loss_at(s)) if s % every == 0 else None,
+             "tokens_seen": s * per_step, "tokens_per_s": 1000.0}
+            for s in steps]
+
+
+def power(a=30.0, alpha=0.2):
+    return lambda s: a * (s * PER_STEP) ** (-alpha)
+
+
+# --- run tables -------------------------------------------------------------------------------
 
 
 def test_progress_table_pairs_train_loss_with_validation_perplexity():
@@ -30,33 +40,25 @@ def test_progress_table_pairs_train_loss_with_validation_perplexity():
             "tokens_seen": 50, "tokens_per_s": 1.0},
            {"step": 10, "train_loss": 2.0, "val_loss": 2.5, "perplexity": math.exp(2.5),
             "tokens_seen": 100, "tokens_per_s": 2.0}]
-    table = reporting.progress_table(log, total_steps=20)
+    table = reporting.progress_table(log, schedule_steps=20)
     assert list(table.index) == [10]
     assert table.loc[10, "loss"] == 2.0 and table.loc[10, "progress %"] == 50.0
-    assert table.loc[10, "perplexity"] == pytest.approx(math.exp(2.5))
     rep = reporting.report_progress_table()
-    assert rep.loc[6000, "tokens"] == 6000 * 16_384 and rep.loc[6000, "perplexity"] == 2.95
+    assert rep.loc[6000, "tokens"] == 6000 * PER_STEP and rep.loc[6000, "perplexity"] == 2.95
 
 
-def test_reconstruction_and_conversion_tables(data_dir):
-    valid = load_split("validation", data_dir=data_dir)
-    test = load_split("test", data_dir=data_dir)
-    tok = CharTokenizer.train([report_text(valid.lines)])
-    recon = reporting.reconstruction_table(valid, tok)
-    assert recon["match"].tolist() == [True, True, False, True]
-    conv = reporting.convert_report_claim(valid, test)
-    assert conv.iloc[0]["tokens"] == 1_120_496
-    assert conv.iloc[0]["bits per character"] == pytest.approx(1.0828 * 1_120_496
-                                                               / 1_120_494 / math.log(2))
-    assert conv.iloc[1]["words"] == 217_646
-    assert conv.iloc[1]["word perplexity"] == pytest.approx(math.exp(1.0828 * 1_120_496
-                                                                     / 217_646))
-    assert conv.iloc[0]["word perplexity"] > conv.iloc[1]["word perplexity"] > 37.5
-    gpt2 = reporting.gpt2_published_on_axes(test)
-    small = gpt2[gpt2["model"] == "GPT-2 117M"].iloc[0]
-    raw_bytes = len(test.text().encode("utf-8"))
-    assert small["bits per byte (converted)"] == pytest.approx(
-        math.log(37.5) * 245_569 / math.log(2) / raw_bytes)
+def test_beside_report_lists_the_report_steps_reached_at_the_same_tokens():
+    log = fake_log(range(10, 510, 10), power())
+    beside = reporting.beside_report(log)
+    assert list(beside.index) == [100, 500]
+    assert beside.loc[100, "report loss"] == 2.7180
+    assert beside.loc[500, "report − validation"] == pytest.approx(1.5178 - power()(500))
+    values = reporting.beside_values(beside)
+    assert values["beside_last_step"] == 500 and values["at100_report"] == 2.7180
+    # a run at other tokens per step is not set beside the report's steps
+    other = fake_log(range(10, 510, 10), power(), per_step=1000)
+    assert reporting.beside_report(other).empty
+    assert reporting.beside_values(reporting.beside_report(other)) == {"beside_last_step": 0}
 
 
 def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
@@ -66,80 +68,185 @@ def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
     files = reporting.checkpoint_files(tmp_path)
     assert files.to_dict()["MB"] == {"checkpoints/step_000001.pt": 2.0,
                                      "final_model.safetensors": 0.5}
+    assert reporting.checkpoint_sizes(files) == {"step_checkpoint_MB": 2.0,
+                                                 "final_weights_MB": 0.5}
 
 
-def test_provenance_records_parameters_versions_device_and_revision():
+def test_samples_beside_report_take_the_last_step_only():
+    prompts = ("The meaning of life is", "Artificial intelligence will")
+    samples = [{"step": s, "prompt": p, "text": f"{p} at {s}"} for s in (100, 200) for p in prompts]
+    table = reporting.samples_beside_report(samples)
+    sources = set(table.index.get_level_values("source"))
+    assert "this run, step 200" in sources and "this run, step 100" not in sources
+    assert "report, step 1000" in sources
+    assert len(table) == len(REPORT.generated_samples) + 2
+
+
+def test_config_table_reads_the_run_folder_not_a_profile():
+    cfg = get_profile("prefix", block_size=256)
+    run = {"config": cfg.to_dict(), "summary": {"parameters": 123, "vocab_size": 127}}
+    table = reporting.config_table(run)
+    assert table.loc["sequence length", "this run"] == "256"
+    assert table.loc["sequence length", "report"] == str(REPORT.seq_len)
+    assert table.loc["schedule length (steps)", "this run"] == str(REPORT.steps)
+    assert table.loc["steps trained", "this run"] == "500"
+
+
+def test_sessions_and_summary_tables():
+    summary = {"steps": 8, "sessions": [
+        {"from_step": 0, "to_step": 4, "device": "cpu", "precision": "fp32", "reason": "r",
+         "git_revision": "abc"},
+        {"from_step": 4, "to_step": 8, "device": "cpu", "precision": "bf16", "reason": "r",
+         "git_revision": "def"}]}
+    assert reporting.sessions_table(summary)["git_revision"].tolist() == ["abc", "def"]
+    assert reporting.training_summary(summary)["steps"] == 8
+
+
+def test_training_texts_table_counts_epochs_of_each_text(data_dir):
+    cfg = get_profile("prefix")
+    table = reporting.training_texts_table(cfg, str(data_dir))
+    used = table[table["used by this run"]]
+    assert len(used) == 1 and bool(used["complete"].iloc[0])
+    row = used.iloc[0]
+    assert row["epochs in this run"] == pytest.approx(cfg.steps * cfg.tokens_per_step
+                                                      / row["char tokens"])
+    assert row["epochs in this run"] < 1 < table["epochs in this run"].max()
+    assert 0.02 < row["<unk> share of words"] < 0.03  # WikiText-2's 2.6% (SOURCES.md)
+
+
+def test_provenance_records_parameters_versions_machine_precision_and_revision():
     table = reporting.provenance({"profile": "smoke"})
     assert table.loc["parameter: profile", "value"] == "'smoke'"
-    assert table.loc["torch", "value"] == torch.__version__
-    assert "cpu" in table.loc["devices available", "value"]
-    assert table.loc["git revision", "value"] != ""
+    assert table.loc["CPU capability", "value"].startswith(
+        __import__("torch").backends.cpu.get_cpu_capability())
+    assert table.loc["precision rule on cpu", "value"].split(":")[0] in ("bf16", "fp32")
+    assert len(table.loc["library fingerprint", "value"]) == 16
 
 
-def test_pipeline_gives_notebooks_relative_paths_only(tmp_path):
-    out, runs = tmp_path / "book" / "notebooks", tmp_path / "runs"
-    params = pipeline.notebook_parameters("cpu", out, runs, str(tmp_path / "data"), False)
-    assert params["run_dir"] == "../../runs/cpu"
-    assert params["experiment_dir"] == "../../runs/cpu-tokenizers"
-    assert params["data_dir"] == "../../data"
-    assert not any(str(v).startswith("/") for v in params.values())
-    with pytest.raises(Exception, match="profile='nope'"):
-        pipeline.run_pipeline("nope", out_dir=str(out), runs_dir=str(runs), build_book=False)
+# --- comparisons ------------------------------------------------------------------------------
 
 
-def test_injected_parameters_are_hidden_from_the_html(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
-        nbformat.v4.new_code_cell("y = 2")])
-    nb.metadata["papermill"] = {"input_path": str(pipeline.ROOT / "notebooks" / "a.ipynb"),
-                                "output_path": "book/notebooks/a.ipynb"}
-    path = tmp_path / "n.ipynb"
-    nbformat.write(nb, path)
-    pipeline.hide_injected_parameters(path)
-    done = nbformat.read(path, as_version=4)
-    assert done.metadata["papermill"] == {"input_path": "notebooks/a.ipynb",
-                                          "output_path": "book/notebooks/a.ipynb"}
-    cells = done.cells
-    assert cells[0].metadata["tags"] == ["injected-parameters", "remove-cell"]
-    assert "tags" not in cells[1].metadata or "remove-cell" not in cells[1].metadata["tags"]
+def test_reconstruction_and_conversion_tables(data_dir):
+    valid, test = comparison.report_splits(str(data_dir))
+    tok = CharTokenizer.train([report_text(valid.lines)])
+    recon = reporting.reconstruction_table(valid, tok)
+    assert recon["match"].tolist() == [True, True, False, True]
+    conv = comparison.convert_report_claim(valid, test)
+    assert conv.iloc[0]["tokens"] == REPORT.validation_tokens
+    assert conv.iloc[0]["bits per character"] == pytest.approx(
+        1.0828 * 1_120_496 / 1_120_494 / math.log(2))
+    assert conv.iloc[1]["words"] == 217_646
+    assert conv.iloc[0]["word perplexity"] > conv.iloc[1]["word perplexity"] > 37.5
+    gpt2 = comparison.gpt2_published_on_axes(test)
+    small = gpt2[gpt2["model"] == "GPT-2 117M"].iloc[0]
+    raw_bytes = len(test.text().encode("utf-8"))
+    assert small["bits per byte (converted)"] == pytest.approx(
+        math.log(37.5) * 245_569 / math.log(2) / raw_bytes)
+    steps = comparison.conversion_steps(valid)
+    assert steps["value"].iloc[5] == pytest.approx(conv.iloc[1]["word perplexity"])
+    assert steps["value"].iloc[6] == 37.5
+    assert "worse, not better" in comparison.conversion_reading(valid)
 
 
-def test_source_notebooks_are_thin_and_parameterised():
-    for name in pipeline.NOTEBOOKS:
-        nb = nbformat.read(pipeline.ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(params) == 1 and "remove-cell" in params[0].metadata["tags"]
-        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
-        src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-        assert "from h2q_lib" in src and "def train(" not in src
+def test_evaluation_table_and_the_one_axis_table():
+    result = {"documents": 62, "tokens": 1000, "metrics": {
+        "bits_per_character": 2.0, "bits_per_byte": 1.9, "word_perplexity": 500.0,
+        "token_perplexity": 4.0}}
+    evaluation = {"lm-eval": {"test": result}, "report": {"test": result}}
+    ours = comparison.evaluation_table(evaluation)
+    assert sorted(ours["protocol"]) == ["lm-eval", "report"]
+    claim = pd.DataFrame([{"split": "test", "bits per byte": 1.6, "word perplexity": 300.0,
+                           "word count used": "w"}])
+    published = pd.DataFrame([{"model": "GPT-2 117M", "word perplexity (published)": 37.5,
+                               "bits per byte (converted)": 1.0}])
+    measured = pd.DataFrame([{"model": "gpt2 (measured)", "split": "test",
+                              "status": "weights unavailable", "bits per byte": None,
+                              "word perplexity": None}])
+    table = comparison.models_on_one_axis(claim, ours, published, measured)
+    assert len(table) == 4  # the unavailable GPT-2 adds no row
+    text = comparison.evaluation_reading(claim, ours, published)
+    assert "1.600" in text and "1.60 times" in text and "behind" in text
 
 
-def test_benchmark_pieces_measure_something():
-    assert bench.matmul_rate("cpu", torch.float32, n=128, repeats=1) > 1e6
-    rates = bench.tokenization_rates("Hello world.\nA second line.\n" * 2000)
-    assert rates["char_MB_per_s"] > 0 and rates["gpt2_MB_per_s"] > 0
+# --- extrapolation ----------------------------------------------------------------------------
 
 
-def test_experiment_matches_training_bytes_across_tokenizers(data_dir):
-    configs = experiment_configs("smoke", data_dir=str(data_dir))
-    assert set(configs) == {"char", "word50k", "gpt2"}
-    bodies = {(c["config"].n_layer, c["config"].n_embd) for c in configs.values()}
+def test_power_law_fit_recovers_a_power_law_and_brackets_it():
+    log = fake_log(range(50, 550, 50), power(30.0, 0.2))
+    fit = extrapolation.fit_power_law(log)
+    assert fit.tokens[0] == 100 * PER_STEP  # the first evaluation is left out
+    assert fit.alpha == pytest.approx(0.2, rel=1e-6) and fit.a == pytest.approx(30.0, rel=1e-6)
+    lo, hi = fit.band(REPORT.tokens_processed)
+    assert lo == pytest.approx(hi, rel=1e-6)  # no scatter, no band
+    table = extrapolation.extrapolation_table(fit)
+    assert table.index.min() == 1000 and table.index.max() == 6350
+    values = extrapolation.fit_values(fit)
+    assert values["fit_at_report_end"] == pytest.approx(power(30.0, 0.2)(6350))
+
+
+def test_power_law_band_widens_with_scatter_and_the_reading_says_so():
+    rng = np.random.default_rng(1)
+    noise = dict(zip(range(50, 550, 50), rng.normal(0, 0.03, 10), strict=True))
+    log = fake_log(range(50, 550, 50), lambda s: power()(s) + noise.get(s, 0.0))
+    fit = extrapolation.fit_power_law(log)
+    lo, hi = fit.band([PER_STEP * 600, REPORT.tokens_processed])
+    assert (hi - lo)[1] > (hi - lo)[0] > 0  # further out, wider
+    text = extrapolation.extrapolation_reading(fit, extrapolation.extrapolation_table(fit))
+    assert "not a measurement" in text and f"{REPORT.tokens_processed:,}" in text
+    with pytest.raises(ValueError, match="at least 3"):
+        extrapolation.fit_power_law(log[:3])
+
+
+# --- audit: the rerun -------------------------------------------------------------------------
+
+
+def test_rerun_row_compares_the_reports_early_losses_with_the_run():
+    cfg = get_profile("prefix").to_dict()
+    close = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.50}.get(s, 2.0))
+    row = audit.check_early_losses_reproduced(REPORT, cfg, close)
+    assert row.verdict == audit.CONSISTENT and "step 500" in row.evidence
+    far = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.80}.get(s, 2.0))
+    assert audit.check_early_losses_reproduced(REPORT, cfg, far).verdict == audit.INCONSISTENT
+    smoke = get_profile("smoke").to_dict()
+    assert audit.check_early_losses_reproduced(REPORT, smoke, close).verdict == \
+        audit.NOT_CHECKABLE
+    assert audit.check_early_losses_reproduced(REPORT).verdict == audit.NOT_CHECKABLE
+    counts = audit.audit_counts(audit.audit_table(audit.run_audit(REPORT, None, cfg, far)))
+    assert counts["audit_total"] == sum(counts[f"audit_{v.replace(' ', '_')}"]
+                                        for v in audit.VERDICTS)
+    assert counts["audit_rerun_verdict"] == audit.INCONSISTENT
+
+
+# --- the experiment ---------------------------------------------------------------------------
+
+
+def test_experiment_matches_training_bytes_across_tokenizers(data_dir, tmp_path):
+    spec = PROFILES["smoke"].experiment
+    recipes = experiment_recipes(spec, str(data_dir), tmp_path / "cache")
+    assert set(recipes) == {"char", "word50k", "gpt2"}
+    bodies = {(c["config"].n_layer, c["config"].n_embd) for c in recipes.values()}
     assert len(bodies) == 1
-    for entry in configs.values():
-        cfg = entry["config"]
-        bytes_per_seq = cfg.block_size / entry["tokens_per_byte"]
-        assert bytes_per_seq == pytest.approx(256, rel=0.03)
-    assert configs["char"]["config"].block_size > 4 * configs["gpt2"]["config"].block_size
+    for entry in recipes.values():
+        bytes_per_seq = entry["config"].block_size / entry["tokens_per_byte"]
+        assert bytes_per_seq == pytest.approx(spec.bytes_per_sequence, rel=0.03)
+    assert recipes["char"]["config"].block_size > 4 * recipes["gpt2"]["config"].block_size
+    assert len(list((tmp_path / "cache").glob("*.bin"))) == 3  # each text encoded once
 
 
-def test_git_revision_marks_uncommitted_library_files():
-    revision = reporting.git_revision()
-    if revision == "unknown":
-        pytest.skip("not a git checkout")
-    base = revision.removesuffix("+dirty")
-    probe = pipeline.ROOT / "h2q_lib" / "_untracked_probe.py"
-    probe.write_text("")
-    try:
-        assert reporting.git_revision() == base + "+dirty"
-    finally:
-        probe.unlink()
+def test_experiment_reading_is_worded_from_its_table():
+    table = pd.DataFrame({"token perplexity": [11.0, 500.0, 700.0],
+                          "bits per byte": [3.5, 1.7, 2.0], "unk share": [0.0, 0.07, 0.0]},
+                         index=pd.Index(["char", "word50k", "gpt2"], name="tokenizer"))
+    text = experiment_reading(table)
+    assert "`word50k` has the lowest bits per byte and `char` the highest" in text
+    assert "yet `word50k` needs fewer bits per byte" in text and "7.0%" in text
+    flipped = table.assign(**{"bits per byte": [1.5, 1.7, 2.0]})
+    assert "also the lowest bits per byte" in experiment_reading(flipped)
+    assert experiment_values(table)["exp_best"] == "word50k"
+
+
+def test_report_splits_are_the_complete_raw_text(data_dir):
+    valid, test = comparison.report_splits(str(data_dir))
+    assert not valid.is_slice and not test.is_slice
+    assert (valid.config, test.config) == ("wikitext-103-raw-v1",) * 2
+    assert load_split("validation", "wikitext-2-raw-v1", str(data_dir)).lines == valid.lines
