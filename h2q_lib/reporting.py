@@ -297,6 +297,24 @@ def beside_report(log: list[dict], claims: ReportClaims = REPORT) -> pd.DataFram
     return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
 
 
+def beside_reading(beside: pd.DataFrame) -> str:
+    """Markdown: the report's losses against the rerun's at each shared step, and how far each
+    fell between the first and the last of them (empty when the run shares no step)."""
+    if beside.empty:
+        return ("This run is not at the report's tokens per step, so none of its steps is one "
+                "of the report's table.")
+    parts = [f"step {step}: the report's {row['report loss']:.4f} against our "
+             f"{row['our validation loss']:.4f} ({row['relative']:+.1%} of ours)"
+             for step, row in beside.iterrows()]
+    text = "**Reading.** " + "; ".join(parts) + "."
+    if len(beside) > 1:
+        first, last = beside.iloc[0], beside.iloc[-1]
+        text += (f" Between steps {beside.index[0]} and {beside.index[-1]} the report's loss "
+                 f"falls by {first['report loss'] - last['report loss']:.3f} nats, ours by "
+                 f"{first['our validation loss'] - last['our validation loss']:.3f}.")
+    return text
+
+
 def beside_values(beside: pd.DataFrame) -> dict[str, float]:
     """``beside_report``'s numbers by step, named for the book's pages to cite.
 

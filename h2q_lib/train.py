@@ -330,8 +330,11 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[di.local_rank] if device == "cuda" else None)
     step_model = torch.compile(train_model) if runtime.compile else train_model
+    # taken now, from the code this process runs (the files may change while it trains)
+    provenance = run_provenance()
     session = {"from_step": state.step, "device": device, **precision.to_dict(),
-               "git_revision": run_provenance()["git_revision"], "world_size": di.world}
+               "git_revision": provenance["git_revision"],
+               "library_fingerprint": provenance["library_fingerprint"], "world_size": di.world}
     meta = {"recipe": cfg.to_dict(), "model_args": model_args.to_dict(),
             "tokenizer": tokenizer.to_dict(), "device": device,
             "precision": precision.precision, "world_size": di.world}
@@ -465,7 +468,7 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
             "machine": machine_description(),
             "sessions": sessions,
             "peak_rss_GB": peak_rss_gb(),
-            **run_provenance(),
+            **provenance,
         }
         runs.write_json(run_dir / "summary.json", summary)
     if di.world > 1:

@@ -206,7 +206,8 @@ def test_sanitizer_masks_the_revision_but_not_digits_inside_numbers():
 @pytest.mark.slow
 def test_nbval_fails_when_a_loss_moves_beyond_the_tolerance(tmp_path):
     """Change a result by 5% in a stored output: nbval with the tolerance must fail."""
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(2.4031, 1120496)")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(2.4031, 1120496)",
+                                                                   execution_count=1)])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout",
                                                   text="2.4033 1120496\n")]
     close = tmp_path / "close.ipynb"

@@ -63,9 +63,10 @@ def _fake_result(device="cpu", **over):
     result = {
         "device": device, "device_name": "Test CPU", "torch": "x", "batch": "8 x 4 x 512",
         "flops_per_token": 1.0e8, "matmul_bf16_TFLOPs": 0.4, "matmul_fp32_TFLOPs": 0.2,
+        "matmul_limit_TFLOPs": 0.4, "matmul_limit_type": "bf16",
         "train": [{"variant": "ref", "tokens_per_s": 1000.0, "speedup_vs_reference": 1.0,
-                   "MFU_vs_measured_bf16": 0.25}],
-        "train_tokens_per_s": 2000.0, "train_MFU_vs_measured_bf16": 0.5,
+                   "MFU_vs_measured_limit": 0.25}],
+        "train_tokens_per_s": 2000.0, "train_MFU_vs_measured_limit": 0.5,
         "eager_fp32_tokens_per_s": 1000.0, "speedup_vs_eager_fp32": 2.0,
         "best_tokens_per_s": 2000.0, "train_ceiling_tokens_per_s": 4000.0,
         "eval_tokens_per_s": 7000.0, "eval_over_train": 3.5, "eval_split_tokens": 1_000_000,
@@ -77,7 +78,7 @@ def _fake_result(device="cpu", **over):
 
 def test_targets_separate_missed_from_unreachable():
     table = performance.target_table(_fake_result())
-    mfu = table.loc["training MFU against the measured bf16 rate"]
+    mfu = table.loc["training MFU against the measured limit"]
     assert not mfu["met"] and mfu["reachable"]
     speedup = table.loc["trainer over the plain fp32 eager loop"]
     assert not speedup["met"] and speedup["best reachable on this machine"] == 4.0
@@ -162,7 +163,7 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     assert [r["speedup_vs_reference"] for r in saved["train"]] == [1.0, 2.5, 3.0]
     assert saved["train_tokens_per_s"] == 300.0  # the trainer's default rung
     assert saved["eval_over_train"] == 4.0
-    assert res["train_MFU_vs_measured_bf16"] == pytest.approx(300.0 * res["flops_per_token"]
+    assert res["train_MFU_vs_measured_limit"] == pytest.approx(300.0 * res["flops_per_token"]
                                                               / 1e10)
     assert res["train_ceiling_tokens_per_s"] == pytest.approx(1e10 / res["flops_per_token"])
     assert "eval_split_seconds" not in saved
@@ -192,7 +193,7 @@ def test_performance_readings_come_from_the_numbers():
            "eval_split_tokens_per_s": 3000.0, "train_precision": "fp32",
            "train_precision_reason": "CPU AVX2: bf16 measured 0.02x fp32", "file": "results.json"}
     text = performance.notes_and_readings([cpu])
-    assert "5.0×" in text and "50% of the measured bf16 rate" in text
+    assert "5.0×" in text and "50% of the measured limit" in text
     assert "in fp32" in text and "200 s" in text  # 1M tokens at the 5,000 tok/s ceiling
     assert "0.02x" in performance.machines_list([cpu])
     table = performance.measures_table([cpu])
@@ -200,6 +201,15 @@ def test_performance_readings_come_from_the_numbers():
     assert "No CUDA machine" in performance.gpu_paragraph([cpu])
     gpu = {**_fake_result("cuda"), "device_name": "GPU", "best_tokens_per_s": 416_153.6}
     assert "4.2 min" in performance.gpu_paragraph([cpu, gpu])
+    avx2 = {**cpu, "cpu_capability": "AVX2 (avx512_bf16)", "quick": True,
+            "kernel_caps": {"ATEN_CPU_CAPABILITY": "avx2"}}
+    both = performance.measures_table([{**cpu, "cpu_capability": "AVX512 (avx512_bf16)"}, avx2])
+    assert list(both.columns) == ["unit", "Test CPU (cpu, AVX512)", "Test CPU (cpu, AVX2)"]
+    assert "4 pages of the test split" in performance.cpu_reading(
+        {**avx2, "eval_split_documents": 4})
+    assert "the whole test split" in performance.cpu_reading(cpu)
+    listing = performance.machines_list([avx2])
+    assert "ATEN_CPU_CAPABILITY=avx2" in listing and "quick run" in listing
     recipe = performance.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
     machine, hours = performance.fastest(recipe)
     assert machine.startswith("Test CPU") and hours == pytest.approx(104_038_400 / 2000 / 3600)

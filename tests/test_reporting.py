@@ -53,12 +53,16 @@ def test_beside_report_lists_the_report_steps_reached_at_the_same_tokens():
     assert list(beside.index) == [100, 500]
     assert beside.loc[100, "report loss"] == 2.7180
     assert beside.loc[500, "report − validation"] == pytest.approx(1.5178 - power()(500))
+    reading = reporting.beside_reading(beside)
+    assert "step 500: the report's 1.5178" in reading and "falls by" in reading
     values = reporting.beside_values(beside)
     assert values["beside_last_step"] == 500 and values["at100_report"] == 2.7180
     # a run at other tokens per step is not set beside the report's steps
     other = fake_log(range(10, 510, 10), power(), per_step=1000)
     assert reporting.beside_report(other).empty
     assert reporting.beside_values(reporting.beside_report(other)) == {"beside_last_step": 0}
+    assert "not at the report's tokens per step" in reporting.beside_reading(
+        reporting.beside_report(other))
 
 
 def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
