@@ -16,6 +16,7 @@ A benchmark, not a test: nothing here asserts a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
 from .hardware import autocast, choose_precision, cpu_capability, peak_rss_gb, pick_device
 from .model import GPT, GPTConfig, count_parameters, flops_per_token
 from .report import REPORT
+from .runs import check_writable
 from .tokenizers import CHAR_VOCAB_SIZE
 
 
@@ -323,6 +324,8 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     ``out`` is checked (its folder made and written to) before anything is measured, so a
     bad path fails at once instead of after the benchmark.
     """
+    with contextlib.suppress(OSError):  # a missing folder is made; check_writable judges
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
     check_writable(out)
     device = pick_device(device)
     choice = choose_precision(device)
@@ -417,21 +420,6 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=1))
     return result
-
-
-def check_writable(out: str | os.PathLike) -> None:
-    """Make ``out``'s folder and write a probe file there; one ``ConfigError`` if impossible."""
-    folder = Path(out).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{Path(out).name}.probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError("out", os.fspath(out),
-                          f"a file in a writable folder ({e.strerror or e})") from None
-    if Path(out).is_dir():
-        raise ConfigError("out", os.fspath(out), "a file path, not a folder")
 
 
 def format_table(result: dict) -> str:

@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = train(cfg, args.run_dir or f"runs/{args.profile}",
                             RuntimeConfig(**runtime), extend=args.extend)
             if summary:
-                print({k: summary[k] for k in ("steps", "best_val_loss", "mean_tokens_per_s")})
+                print({k: summary[k] for k in ("steps", "best_val_loss", "mean_tokens_per_s",
+                                               "precision")})
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 

@@ -260,10 +260,6 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def profile_names() -> tuple[str, ...]:
-    return tuple(PROFILES)
-
-
 def get_profile_spec(name: str) -> Profile:
     if name not in PROFILES:
         raise ConfigError("profile", name, "one of " + ", ".join(PROFILES))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -91,6 +92,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         if is_disk_full(e):
             raise no_space_left(path) from None
         raise
+
+
+def file_sha256(path: str | os.PathLike, h=None) -> str:
+    """sha256 of a file's bytes, read in blocks (``h``: a running hash to feed instead)."""
+    h = h or hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_writable(out: str | os.PathLike, param: str = "out") -> None:
+    """One ``ConfigError`` naming ``param`` unless ``out`` is a file path in a folder that
+    exists and can be written: checked before long work, so a bad path fails at once."""
+    from .errors import ConfigError
+
+    out = Path(out)
+    allowed = "a file path in an existing folder that can be written"
+    if out.is_dir() or not out.parent.is_dir():
+        raise ConfigError(param, os.fspath(out), allowed)
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise ConfigError(param, os.fspath(out), f"{allowed} ({e.strerror or e})") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from .errors import CheckpointError, ConfigError
 from .evaluate import EvalResult, as_device, check_positive, evaluate_documents, resolve_precision
 from .gpt2 import GPT2_CONTEXT, WeightsUnavailableError, check_gpt2_folder, load_gpt2
 from .hardware import DEVICES, pick_device
+from .runs import check_writable, file_sha256
 
 PROTOCOLS = ("lm-eval", "report")
 EVAL_CONFIG = "wikitext-103-raw-v1"
@@ -105,14 +105,6 @@ def _hub_snapshot(name: str) -> Path:
     return folder
 
 
-def _file_sha256(path: Path, h=None) -> str:
-    h = h or hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _safetensors_header(path: Path) -> dict:
     from safetensors import safe_open
 
@@ -141,7 +133,7 @@ def checkpoint_identity(path: str | os.PathLike) -> dict:
         h = hashlib.sha256()
         for weights in sorted(p.glob("*.safetensors")):
             h.update(weights.name.encode() + b"\0")
-            _file_sha256(weights, h)
+            file_sha256(weights, h)
         config = json.loads((p / "config.json").read_text(encoding="utf-8"))
         context = int(config.get("n_positions", GPT2_CONTEXT))
         return {"kind": "gpt2", "weights_sha256": h.hexdigest(), "context": context,
@@ -153,12 +145,12 @@ def checkpoint_identity(path: str | os.PathLike) -> dict:
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{os.fspath(path)} has no model_args.block_size in its "
                                   "metadata: it was not written by h2q") from None
-        sha = header.get("sha256") or _file_sha256(p)
+        sha = header.get("sha256") or file_sha256(p)
         return {"kind": kind, "weights_sha256": sha, "context": context}
     from .checkpoint import load_weights
 
     _, meta = load_weights(p)
-    return {"kind": kind, "weights_sha256": _file_sha256(p),
+    return {"kind": kind, "weights_sha256": file_sha256(p),
             "context": int(meta["model_args"]["block_size"])}
 
 
@@ -391,18 +383,6 @@ def _resolve_checkpoint(checkpoint: str) -> tuple[Path, Path | None]:
                       "final_model.safetensors, a GPT-2 folder or a GPT-2 hub name")
 
 
-def _check_writable(out: Path) -> None:
-    folder = out.parent
-    allowed = "a file path in an existing folder that can be written"
-    if out.is_dir() or not folder.is_dir():
-        raise ConfigError("--out", os.fspath(out), allowed)
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        raise ConfigError("--out", os.fspath(out), allowed) from None
-
-
 def _renamed(flag: str, error: ConfigError) -> ConfigError:
     return ConfigError(flag, error.value, error.allowed)
 
@@ -463,7 +443,7 @@ def evaluate_command(
     weights, run_dir = _resolve_checkpoint(checkpoint)
     out_path = Path(out) if out else (run_dir / "evaluation.json" if run_dir
                                       else Path("evaluation.json"))
-    _check_writable(out_path)
+    check_writable(out_path, "--out")
     print(f"h2q evaluate: {weights} (protocol {protocol}; {choice.precision} on {device}: "
           f"{choice.reason})")
     stored = evaluate_to_file(weights, out_path, (protocol,), splits, max_docs, data_dir,

@@ -8,7 +8,6 @@ reused, when any of them no longer matches, and when the metadata cannot be read
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Iterator, Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Split, report_lines
-from .runs import atomic_write, read_json, write_json
+from .runs import atomic_write, file_sha256, read_json, write_json
 from .tokenizers import Tokenizer, smallest_uint_dtype
 
 
@@ -71,14 +70,6 @@ def encode_to_file(
     return n
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class TokenCache:
     """A memory-mapped token array with the metadata that says what it is."""
@@ -102,7 +93,7 @@ def _reusable(meta: dict | None, want: dict, bin_path: Path) -> bool:
     return (dtype == want_dtype(want)
             and bin_path.is_file()
             and bin_path.stat().st_size == dtype.itemsize * num_tokens
-            and meta.get("tokens_sha256") == _file_sha256(bin_path))
+            and meta.get("tokens_sha256") == file_sha256(bin_path))
 
 
 def want_dtype(want: dict) -> np.dtype:
@@ -149,7 +140,7 @@ def cached_tokens(
         "num_tokens": counted["n"],
         "characters": len("\n".join(lines)),
         "utf8_bytes": sum(len(s.encode("utf-8")) for s in lines) + max(len(lines) - 1, 0),
-        "tokens_sha256": _file_sha256(bin_path),
+        "tokens_sha256": file_sha256(bin_path),
     }
     write_json(meta_path, meta)
     tokens = np.memmap(bin_path, dtype=meta["dtype"], mode="r")

@@ -265,6 +265,7 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig |
 
 def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, extend) -> dict:
     say = print if di.main else (lambda *_: None)
+    say(f"precision {precision.precision} on {device}: {precision.reason}")
 
     # 1. the run folder: a resumed run must have the same recipe, and nothing is lost
     latest = ckpt.latest_training(run_dir / "checkpoints", announce=say)

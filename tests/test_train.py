@@ -195,10 +195,12 @@ def test_measured_bf16_speedup_is_a_positive_ratio():
     assert hardware.measured_bf16_speedup(torch.get_num_threads()) > 0
 
 
-def test_training_without_bf16_runs_in_fp32_and_says_why(tmp_path, data_dir, monkeypatch):
+def test_training_without_bf16_runs_in_fp32_and_says_why(tmp_path, data_dir, monkeypatch,
+                                                         capsys):
     monkeypatch.setattr(hardware, "measured_bf16_speedup", lambda threads=None: 0.02)
     summary = train(tiny(data_dir, steps=4), tmp_path / "run",
                     RuntimeConfig(data_dir=str(data_dir), quiet=True))
+    assert "precision fp32 on cpu: CPU" in capsys.readouterr().out
     assert summary["precision"] == "fp32"
     assert "0.02x" in summary["precision_reason"]
     assert summary["sessions"][0]["precision"] == "fp32"
