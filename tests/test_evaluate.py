@@ -431,6 +431,19 @@ def test_evaluate_checkpoint_scores_both_protocols(run_dir, test_docs):
     assert q["characters"] == q["tokens"] == len(data.report_documents(page_lines(first))[0])
 
 
+def test_the_context_scored_is_the_checkpoints_own_block_size(tmp_path, test_split):
+    # What 03 scores follows the weights 02 wrote: an override of block_size given to
+    # training reaches scoring through the checkpoint's model_args, with no other setting.
+    results = {}
+    for block_size in (16, 64):
+        weights = save_char_checkpoint(tmp_path / f"b{block_size}.safetensors",
+                                       [test_split.text()], block_size=block_size)
+        results[block_size] = evaluate_checkpoint(weights, protocol="report", **SCORE)
+    assert [results[b]["context"] for b in (16, 64)] == [16, 64]
+    short, long = (results[b]["splits"]["test"] for b in (16, 64))
+    assert short["tokens"] == long["tokens"] and short["nll_sum"] != long["nll_sum"]
+
+
 def test_evaluate_checkpoint_refuses_bad_options(run_dir):
     weights = run_dir / "final_model.safetensors"
     for kwargs, param in [({"protocol": "gpt2"}, "protocol"), ({"splits": ("dev",)}, "splits"),
