@@ -9,6 +9,9 @@ place its architecture and schedule are written); a profile changes some of them
   8 x 4 x 512 tokens a step, the char tokenizer, the report's preprocessing and validation
   text) stopped after 500 steps, trained on the complete WikiText-2 training text, which
   500 steps see less than once. The book's reproduction.
+- ``short400``: the report's schedule compressed to a finished 400 steps (warm-up 126 =
+  2,000 x 400 / 6,350, cosine to ``min_lr`` at step 400), otherwise ``prefix``: a curve whose
+  rate decays, for fitting a schedule-aware loss law.
 - ``report``: the report's recipe to the end (an MPS or CUDA machine with the full data).
 
 ``config.json`` in a run folder holds the recipe only; ``RuntimeConfig`` (data folder,
@@ -25,6 +28,7 @@ from .data import CONFIGS, SOURCES
 from .errors import ConfigError
 from .hardware import DEVICES, PRECISIONS
 from .model import GPTConfig
+from .readings import READINGS
 from .report import REPORT
 from .tokenizers import TOKENIZER_NAMES
 
@@ -58,6 +62,7 @@ class TrainConfig:
     steps: int = REPORT.steps  # the steps this run trains
     schedule_steps: int | None = None  # the cosine schedule's length (None: steps)
     warmup: int = REPORT.warmup_steps
+    reading: str = "stated"  # what the scheduler counts (readings.READINGS)
     lr: float = REPORT.learning_rate
     min_lr: float = REPORT.learning_rate / 10
     weight_decay: float = 0.1
@@ -103,7 +108,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
-        choices = {"tokenizer": TOKENIZER_NAMES, "data_config": CONFIGS}
+        choices = {"tokenizer": TOKENIZER_NAMES, "data_config": CONFIGS,
+                   "reading": tuple(READINGS)}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, getattr(self, name), "one of " + ", ".join(allowed))
@@ -219,6 +225,12 @@ class Profile:
     about: str
 
 
+# The tokenizer experiment at a size a 2-core CPU finishes (the CPU profiles share it).
+CPU_EXPERIMENT = ExperimentConfig(n_layer=4, n_head=4, n_embd=256, n_ff=1024,
+                                  bytes_per_sequence=512, batch_size=8, grad_accum=2,
+                                  steps=300, lr=1e-3, eval_documents=None,
+                                  data_config="wikitext-103-v1")
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         recipe=dict(
@@ -240,11 +252,18 @@ PROFILES: dict[str, Profile] = {
             eval_every=50, log_every=10, ckpt_every=100,
         ),
         eval_documents=None,
-        experiment=ExperimentConfig(n_layer=4, n_head=4, n_embd=256, n_ff=1024,
-                                    bytes_per_sequence=512, batch_size=8, grad_accum=2,
-                                    steps=300, lr=1e-3, eval_documents=None,
-                                    data_config="wikitext-103-v1"),
+        experiment=CPU_EXPERIMENT,
         about="the report's recipe, first 500 of its 6,350 steps",
+    ),
+    "short400": Profile(
+        recipe=dict(
+            train_data_config="wikitext-2-v1", steps=400, schedule_steps=400,
+            warmup=round(REPORT.warmup_steps * 400 / REPORT.steps),
+            eval_every=50, log_every=10, ckpt_every=100,
+        ),
+        eval_documents=None,
+        experiment=CPU_EXPERIMENT,
+        about="the report's schedule compressed to 400 finished steps",
     ),
     "report": Profile(
         recipe=dict(),

@@ -37,6 +37,7 @@ from .metrics import safe_exp
 from .model import GPT, count_parameters
 from .profiles import RuntimeConfig, TrainConfig
 from .provenance import run_provenance
+from .readings import lr_at
 from .token_cache import TokenCache, cached_tokens
 from .tokenizers import Tokenizer, build_tokenizer, tokenizer_from_dict
 
@@ -44,22 +45,6 @@ REPORT_PROMPTS = ("The meaning of life is", "Artificial intelligence will")
 
 
 # --- schedule and batches -------------------------------------------------------------------
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr``.
-
-    With S = ``cfg.schedule_length`` (``schedule_steps``, else ``steps``):
-    lr(s) = lr·(s+1)/warmup                                   for s < warmup
-    lr(s) = min_lr + ½(lr − min_lr)(1 + cos(π·(s − warmup)/(S − warmup)))  after
-    """
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    total = cfg.schedule_length
-    if total <= cfg.warmup:
-        return cfg.lr
-    progress = min(1.0, (step - cfg.warmup) / (total - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 def batch_offsets(seed: int, step: int, count: int, n_tokens: int, block_size: int) -> np.ndarray:
@@ -402,6 +387,9 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
             now = time.perf_counter()
             record = {"step": done, "train_loss": train_loss,
                       "train_loss_avg": float(np.mean(losses_since_log)),
+                      # every step's own loss since the last record (the report's Loss
+                      # column can then be read as a step, a window mean or validation)
+                      "step_losses": list(losses_since_log),
                       "val_loss": None, "perplexity": None, "lr": lr,
                       "tokens_seen": done * cfg.tokens_per_step,
                       "tokens_per_s": tokens_last / max(now - t_last, 1e-9),

@@ -130,7 +130,54 @@ def test_prefix_is_the_report_recipe_except_where_it_stops_and_its_training_text
         REPORT.n_embd, REPORT.n_layer, REPORT.n_head, REPORT.n_ff, REPORT.seq_len,
         REPORT.learning_rate, REPORT.warmup_steps)
     assert 100 % prefix["eval_every"] == 0 and 500 % prefix["eval_every"] == 0
-    assert set(PROFILES) == {"smoke", "prefix", "report"}
+    assert set(PROFILES) == {"smoke", "prefix", "short400", "report"}
+
+
+def test_short400_is_the_report_schedule_compressed_and_finished():
+    short, report = get_profile("short400"), get_profile("report")
+    assert (short.steps, short.schedule_length) == (400, 400)
+    assert short.warmup / short.steps == pytest.approx(report.warmup / report.steps, abs=2e-3)
+    assert lr_at(short.warmup - 1, short) == pytest.approx(short.lr)
+    assert lr_at(short.steps, short) == pytest.approx(short.min_lr)
+
+
+# --- readings of the schedule ---------------------------------------------------------------
+
+
+def test_stated_reading_is_what_runs_prefix_trained():
+    """The stated reading is the default and changes no rate of the schedule before it."""
+    stated, default = get_profile("prefix", reading="stated"), get_profile("prefix")
+    assert default.reading == "stated"
+    assert [lr_at(s, stated) for s in range(0, 6400, 37)] == [
+        lr_at(s, default) for s in range(0, 6400, 37)]
+    assert lr_at(499, stated) == pytest.approx(6e-4 * 500 / 2000)
+
+
+def test_micro_batch_reading_warms_up_in_micro_batches_and_then_holds():
+    cfg = get_profile("prefix", reading="micro-batch")
+    assert cfg.grad_accum == 4
+    assert lr_at(0, cfg) == pytest.approx(6e-4 * 4 / 2000)  # four scheduler steps done
+    assert lr_at(499, cfg) == pytest.approx(6e-4)  # warm-up over at optimizer step 500
+    end = -(-cfg.schedule_length // cfg.grad_accum)  # ceil(6350 / 4) = 1,588
+    assert end == 1588
+    assert lr_at(end - 1, cfg) == pytest.approx(cfg.min_lr, rel=1e-4)
+    assert all(lr_at(s, cfg) == cfg.min_lr for s in range(end, 6350, 101))
+    assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(500, 2000))
+
+
+def test_micro_batch_cosine_reading_climbs_back_after_the_schedule():
+    hold = get_profile("prefix", reading="micro-batch")
+    cosine = get_profile("prefix", reading="micro-batch-cosine")
+    assert [lr_at(s, hold) for s in range(1587)] == [lr_at(s, cosine) for s in range(1587)]
+    # one more cosine half-period (4,350 micro-batches) later the rate is back at its peak
+    peak = (2000 + 2 * 4350) // 4 - 1  # position 10,699 of the 10,700-long period
+    assert lr_at(peak, cosine) == pytest.approx(cosine.lr, rel=1e-4)
+    assert lr_at(peak, hold) == hold.min_lr
+
+
+def test_an_unknown_reading_is_one_line():
+    with pytest.raises(ConfigError, match="reading='per-epoch'.*stated, micro-batch"):
+        get_profile("prefix", reading="per-epoch")
 
 
 def test_recipe_and_runtime_fields_are_apart_and_validated():
