@@ -237,18 +237,36 @@ def precision_effect(run_dir, data_dir: str | None = None, pages: int = 4) -> pd
     in bf16: bits per byte of each and bf16's difference in percent of fp32.
 
     Says how much evaluating in bf16, where the precision rule picks it, moves the numbers.
+    The measurement is stored in ``<run_dir>/precision_effect.json`` and read from there
+    when the folder keeps no weights (a committed run folder).
     """
     from pathlib import Path
 
     from .checkpoint import load_model
     from .data import documents
     from .evaluate import evaluate_documents
+    from .runs import read_json, write_json
 
-    model, tok, meta = load_model(Path(run_dir) / "final_model.safetensors")
-    docs = documents(report_splits(data_dir)[1].lines)[:pages]
-    bpb = {p: evaluate_documents(model, tok, docs, context=meta["model_args"]["block_size"],
-                                 detokenize=True, precision=p).metrics["bits_per_byte"]
-           for p in ("fp32", "bf16")}
-    return pd.DataFrame([{"pages": len(docs), "bits per byte, fp32": bpb["fp32"],
-                          "bits per byte, bf16": bpb["bf16"],
-                          "bf16 difference, %": 100 * (bpb["bf16"] - bpb["fp32"]) / bpb["fp32"]}])
+    run_dir = Path(run_dir)
+    stored_file = run_dir / "precision_effect.json"
+    weights = run_dir / "final_model.safetensors"
+    if not weights.is_file():
+        stored = read_json(stored_file)
+        if not isinstance(stored, dict) or stored.get("pages") != pages:
+            raise FileNotFoundError(f"{run_dir} keeps no final weights and no stored "
+                                    f"precision_effect.json for {pages} pages")
+        measured = stored
+    else:
+        model, tok, meta = load_model(weights)
+        docs = documents(report_splits(data_dir)[1].lines)[:pages]
+        bpb = {p: evaluate_documents(model, tok, docs, context=meta["model_args"]["block_size"],
+                                     detokenize=True, precision=p).metrics["bits_per_byte"]
+               for p in ("fp32", "bf16")}
+        measured = {"pages": len(docs), "bits_per_byte_fp32": bpb["fp32"],
+                    "bits_per_byte_bf16": bpb["bf16"],
+                    "bf16_difference_pct": 100 * (bpb["bf16"] - bpb["fp32"]) / bpb["fp32"]}
+        write_json(stored_file, measured)
+    return pd.DataFrame([{"pages": measured["pages"],
+                          "bits per byte, fp32": measured["bits_per_byte_fp32"],
+                          "bits per byte, bf16": measured["bits_per_byte_bf16"],
+                          "bf16 difference, %": measured["bf16_difference_pct"]}])

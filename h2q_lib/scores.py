@@ -344,10 +344,43 @@ def evaluate_run(
     run_dir = Path(run_dir)
     weights = run_dir / "final_model.safetensors"
     if not weights.is_file():
+        kept = stored_without_weights(run_dir, protocols, splits, max_documents)
+        if kept is not None:
+            (announce or print)(f"{os.fspath(run_dir)} keeps no weights (a committed run "
+                                "folder): its stored evaluation.json is shown, as scored")
+            return kept
         raise CheckpointError(f"{os.fspath(run_dir)} has no final_model.safetensors: train "
                               "the run to its end first")
     return evaluate_to_file(weights, run_dir / "evaluation.json", protocols, splits,
                             max_documents, data_dir, device, precision, batch_size, announce)
+
+
+def stored_without_weights(run_dir: str | os.PathLike, protocols: Sequence[str] = PROTOCOLS,
+                           splits: Sequence[str] = ("validation", "test"),
+                           max_documents: int | None = None) -> dict | None:
+    """The stored ``evaluation.json`` of a run folder that keeps no weights, or None.
+
+    Weights are never committed, so a run folder from the repository can only show what was
+    scored when its weights existed. It is returned only if every asked protocol and split
+    has an entry scored on the same number of pages with metrics; which weights
+    (sha256) and code scored it stay in each entry's ``key``.
+    """
+    from .runs import read_json
+
+    stored = read_json(Path(run_dir) / "evaluation.json")
+    if not isinstance(stored, dict):
+        return None
+    protocols = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+    for protocol in protocols:
+        for name in splits:
+            entry = stored.get(protocol, {}).get(name) if isinstance(
+                stored.get(protocol), dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), dict) \
+                    or entry["key"].get("max_documents") != max_documents \
+                    or not isinstance(entry.get("result"), dict) \
+                    or not isinstance(entry["result"].get("metrics"), dict):
+                return None
+    return stored
 
 
 # --- the `h2q evaluate` command -------------------------------------------------------------

@@ -261,6 +261,19 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
             f"restored from {latest[0].name}")
     if stored is not None:
         check_same_recipe(run_dir, TrainConfig.from_dict(stored, "config.json"), cfg, extend)
+    finished = runs.read_json(run_dir / "summary.json")
+    kept_steps = latest[1]["meta"]["step"] if latest is not None else None
+    if stored is not None and isinstance(finished, dict) and finished.get("steps") == cfg.steps \
+            and (kept_steps is None and not ckpt.step_checkpoints(run_dir / "checkpoints")
+                 or kept_steps is not None and kept_steps >= cfg.steps):
+        # a finished run is read, never retrained, also where it keeps no checkpoints (a
+        # committed run folder holds its records only)
+        if di.main:
+            runs.write_json(run_dir / "config.json", cfg.to_dict())
+        if kept_steps is None:
+            say(f"{runs.shown(run_dir)} holds this run finished at step {cfg.steps} and keeps "
+                "no checkpoints: its records are read, not retrained")
+        return finished
     if latest is None and ckpt.step_checkpoints(run_dir / "checkpoints"):
         raise runs.RunFolderError(
             f"no checkpoint in {runs.shown(run_dir / 'checkpoints')} verifies (all are "
@@ -297,10 +310,6 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
     if di.main:
         runs.write_json(run_dir / "config.json", cfg.to_dict())
         runs.write_json(run_dir / "tokenizer.json", tokenizer.to_dict())
-    summary = runs.read_json(run_dir / "summary.json")
-    if latest is not None and state.step >= cfg.steps and summary is not None \
-            and summary.get("steps") == cfg.steps:
-        return summary  # finished: nothing to redo
     if di.main:
         if latest is None:
             for name in ("log.jsonl", "samples.jsonl", "summary.json", "evaluation.json"):

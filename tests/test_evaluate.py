@@ -497,6 +497,26 @@ def test_evaluate_run_needs_a_final_model(tmp_path):
         evaluate_run(prepare_run_folder(tmp_path / "empty"), **SCORE)
 
 
+def test_a_committed_run_folder_shows_its_stored_evaluation_without_weights(tmp_path):
+    """Weights are never committed: the stored scores are shown, and said to be stored."""
+    committed = prepare_run_folder(tmp_path / "committed")
+    entry = {"key": {"max_documents": None, "weights_sha256": "ab" * 32},
+             "result": {"metrics": {"bits_per_byte": 3.5}}}
+    stored = {p: {s: entry for s in ("validation", "test")} for p in ("lm-eval", "report")}
+    (committed / "evaluation.json").write_text(json.dumps(stored))
+    said: list[str] = []
+    assert evaluate_run(committed, announce=said.append, **{**SCORE, "max_documents": None}) \
+        == stored
+    assert "keeps no weights" in said[0]
+    # stored on other pages, or a split missing: not shown as if it answered the question
+    with pytest.raises(CheckpointError, match="final_model.safetensors"):
+        evaluate_run(committed, **{**SCORE, "max_documents": 3})
+    del stored["report"]["test"]
+    (committed / "evaluation.json").write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError, match="final_model.safetensors"):
+        evaluate_run(committed, **{**SCORE, "max_documents": None})
+
+
 FLAGS = ["--splits", "test", "--max-documents", "1", "--device", "cpu", "--precision", "fp32",
          "--data-dir", str(DATA_DIR)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -291,6 +292,19 @@ def test_checkpoint_contents(tmp_path, data_dir):
     best = ckpt.read_training(run / "checkpoints" / "best.pt")["meta"]
     evals = [r for r in read_jsonl(run / "log.jsonl") if r["val_loss"] is not None]
     assert best["best_val_loss"] == min(r["val_loss"] for r in evals)
+
+
+def test_a_finished_run_without_its_weights_is_read_not_retrained(tmp_path, data_dir):
+    """A committed run folder keeps records, not weights: re-running it loses nothing."""
+    rt = fast(data_dir)
+    first = train(tiny(data_dir), tmp_path / "run", rt)
+    records = {n: (tmp_path / "run" / n).read_bytes()
+               for n in ("log.jsonl", "samples.jsonl", "summary.json", "config.json")}
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    (tmp_path / "run" / "final_model.safetensors").unlink()
+    assert train(tiny(data_dir), tmp_path / "run", rt) == first
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in records} == records
+    assert not (tmp_path / "run" / "final_model.safetensors").exists()
 
 
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path, data_dir):
