@@ -1,12 +1,23 @@
 """Open every page of the built book in a real headless Chromium and check what a reader sees.
 
-The built HTML (``_build/html``) is served on 127.0.0.1 and each page in ``_toc.yml`` is loaded
-through the Chrome DevTools Protocol (CDP). Chromium is driven over ``--remote-debugging-pipe``
-(NUL-separated JSON on file descriptors 3 and 4), so no websocket package and no open debugging
-port are needed. Per page the test checks that it loads with a title and non-empty main content,
-that notebook pages show at least one table and one image, that no image is broken, and that
-the console shows no errors (failed fetches to other hosts are ignored: there is no network).
-A screenshot of each page is written to ``_build/screenshots/<page>.png``.
+The driver is Selenium (W3C WebDriver) with Debian's ``chromium`` and ``chromium-driver``
+packages: the driver is built for exactly the browser it drives and both come from the same
+apt source, and ``selenium`` is a pure-Python wheel from PyPI. (Playwright was the other
+choice; its Python package expects a browser build it downloads itself from its own CDN,
+and drives a system Chromium only as an untested version.) ``.ci/run`` installs the two
+packages; where no browser or driver can be had the tests skip and say why.
+
+The built HTML (``_build/html``) is served on 127.0.0.1 and each page in ``_toc.yml`` is
+loaded at a 1280 x 2000 window. Per page:
+
+- it loads with a title and non-empty main content; a notebook page shows at least one table
+  and one image; no image is broken; the console shows no errors (failed fetches to other
+  hosts are ignored: there is no network); a screenshot is written to
+  ``_build/screenshots/<page>.png`` (``test_page_renders_in_browser``);
+- the book's reading quality (issue #23), one test each: at 1280 px no table or figure is
+  wider than its container; no table cell or cell output shows ``NaN``, ``None`` or
+  ``dtype:``, and no table cell ends in an ellipsis (a cut value); no code cell's input is
+  visible; the intro's verdict starts within its first 800 px.
 
 ``H2Q_BOOK_HTML`` and ``H2Q_BOOK_TOC`` point the test at another built book (relative paths
 resolve against the repository root).
@@ -14,21 +25,17 @@ resolve against the repository root).
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
 import functools
 import http.server
-import json
 import os
 import re
-import select
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,12 +44,15 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PAGE_TIMEOUT_S = 20.0
+PAGE_TIMEOUT_S = 30.0
 # a real browser over the built HTML: part of `make test-all` (CI), not `make test`
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 WINDOW = (1280, 2000)
+VERDICT_WITHIN_PX = 800
 LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
 
 # Console noise from the jupyter-book 1.x toolchain itself, the same on every page of any book;
 # everything else fails the test.
@@ -52,7 +62,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}
 # - pydata-sphinx-theme logs this once in a browser profile with no stored light/dark mode.
 KNOWN_TOOLCHAIN_NOISE = (
     re.compile(r"SyntaxError: Identifier 'THEBE_JS_URL' has already been declared"),
-    re.compile(r"console\.error: Got invalid theme mode: \. Resetting to auto\."),
+    re.compile(r"Got invalid theme mode: \. Resetting to auto\."),
 )
 
 
@@ -85,127 +95,24 @@ def toc_pages() -> list[str]:
     return [Path(page).with_suffix("").as_posix() for page in pages]
 
 
+def root_page() -> str | None:
+    pages = toc_pages()
+    return pages[0] if pages else None
+
+
 def is_notebook_page(page: str) -> bool:
     return page.startswith("notebooks/0")
-
-
-class CdpPipe:
-    """A minimal Chrome DevTools Protocol client over Chromium's ``--remote-debugging-pipe``."""
-
-    def __init__(self, binary: str, profile_dir: str) -> None:
-        to_chrome_r, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome_w = os.pipe()
-
-        def child_fds() -> None:
-            # Chromium reads commands from fd 3 and writes replies to fd 4. Duplicate above 10
-            # first so that the two dup2 calls cannot overwrite each other.
-            read_end = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
-            write_end = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-
-        args = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-extensions",
-            "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-            f"--user-data-dir={profile_dir}", "--remote-debugging-pipe", "about:blank",
-        ]
-        self._stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argument list
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            close_fds=False, preexec_fn=child_fds,
-        )
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def stderr_tail(self, chars: int = 2_000) -> str:
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")[-chars:]
-
-    def _read_message(self, timeout: float) -> dict[str, Any] | None:
-        deadline = time.monotonic() + timeout
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select([self._from_chrome], [], [], left)
-            if not ready:
-                return None
-            chunk = os.read(self._from_chrome, 1 << 20)
-            if not chunk:
-                raise RuntimeError("Chromium closed the DevTools pipe:\n" + self.stderr_tail())
-            self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
-
-    def send(self, method: str, params: dict[str, Any] | None = None,
-             session: str | None = None, timeout: float = PAGE_TIMEOUT_S) -> dict[str, Any]:
-        """Send one command and return its result; events that arrive meanwhile are kept."""
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        data = json.dumps(message).encode("utf-8") + b"\0"
-        while data:
-            data = data[os.write(self._to_chrome, data):]
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read_message(deadline - time.monotonic())
-            if reply is None:
-                raise TimeoutError(f"no reply to {method} within {timeout} s")
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method} failed: {reply['error']}")
-                return reply.get("result", {})
-            if "method" in reply:
-                self.events.append(reply)
-
-    def wait_for(self, method: str, session: str, timeout: float = PAGE_TIMEOUT_S) -> None:
-        """Wait until the event ``method`` has arrived for ``session``."""
-        deadline = time.monotonic() + timeout
-        while not any(e["method"] == method and e.get("sessionId") == session
-                      for e in self.events):
-            event = self._read_message(deadline - time.monotonic())
-            if event is None:
-                raise TimeoutError(f"{method} did not arrive within {timeout} s")
-            if "method" in event:
-                self.events.append(event)
-
-    def drain(self, seconds: float) -> None:
-        """Collect the events that arrive within ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while (event := self._read_message(max(0.0, deadline - time.monotonic()))) is not None:
-            if "method" in event:
-                self.events.append(event)
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=5)
-        except (OSError, RuntimeError, TimeoutError):
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for fd in (self._to_chrome, self._from_chrome):
-            os.close(fd)
-        self._stderr.close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
-        pass
 
 
 @contextlib.contextmanager
 def serve(directory: Path) -> Iterator[str]:
     """Serve ``directory`` on a free local port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -216,33 +123,54 @@ def serve(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[tuple[CdpPipe, str]]:
-    """Headless Chromium and the base URL of the built book, served locally."""
-    if not (HTML_DIR / "index.html").is_file():
-        pytest.skip("book not built: run `make book` first")
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.skip("chromium not found (install the chromium package)")
-    with tempfile.TemporaryDirectory(prefix="h2q-chromium-") as profile_dir:
-        # Start Chromium before the server thread: the child setup runs between fork and exec.
-        cdp = CdpPipe(binary, profile_dir)
-        try:
-            cdp.send("Browser.getVersion", timeout=60)
-        except (RuntimeError, TimeoutError) as err:
-            cdp.close()
-            pytest.fail(f"could not start headless Chromium: {err}\n{cdp.stderr_tail()}")
-        try:
-            with serve(HTML_DIR) as base_url:
-                yield cdp, base_url
-        finally:
-            cdp.close()
+def _first_found(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        found = shutil.which(name) or (name if os.access(name, os.X_OK) else None)
+        if found:
+            return found
+    return None
 
 
-# Runs in the page after the load event: make lazy images load, wait for every image to settle,
-# then describe the page.
+def start_chromium(profile_dir: str):
+    """A headless Chromium under Selenium with Debian's chromedriver; skips with the reason
+    when selenium, the browser or the driver is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
+                                    "(pip install -e '.[test]')")
+    from selenium.common.exceptions import WebDriverException
+
+    binary, driver_path = _first_found(BROWSERS), _first_found(DRIVERS)
+    if binary is None or driver_path is None:
+        pytest.skip("no headless browser: install Debian's chromium and chromium-driver "
+                    "(`apt-get install chromium chromium-driver`, as .ci/run does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--hide-scrollbars", "--mute-audio",
+                f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--user-data-dir={profile_dir}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # the driver is given: Selenium Manager (which would download one) is not used
+    service = webdriver.ChromeService(executable_path=driver_path)
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+    except WebDriverException as err:
+        pytest.fail(f"could not start headless Chromium with {driver_path}: {err.msg}")
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    driver.set_script_timeout(PAGE_TIMEOUT_S)
+    # --window-size is the window's outer size: grow it by the frame so that the page
+    # itself (the viewport) is WINDOW
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    if tuple(inner) != WINDOW:
+        driver.set_window_size(2 * WINDOW[0] - inner[0], 2 * WINDOW[1] - inner[1])
+    return driver
+
+
+# Runs in the page after the load event: make lazy images load, wait for every image to
+# settle, then describe what a reader sees.
 PAGE_REPORT_JS = """
-(async () => {
+return (async () => {
   const images = Array.from(document.images);
   for (const img of images) { img.loading = 'eager'; }
   await Promise.all(images.map(img => img.complete ? null : new Promise(done => {
@@ -251,15 +179,66 @@ PAGE_REPORT_JS = """
   })));
   const main = document.querySelector('main') || document.querySelector('article')
     || document.body;
-  return JSON.stringify({
+  const article = main.querySelector('article') || main;
+  const visible = el => el.getClientRects().length > 0 && el.getBoundingClientRect().width > 0;
+  const short = text => text.replace(/\\s+/g, ' ').trim().slice(0, 60);
+  const describe = el => el.tagName.toLowerCase()
+    + (el.getAttribute('alt') ? ` "${short(el.getAttribute('alt'))}"` : '')
+    + (el.tagName === 'TABLE' ? ` "${short(el.innerText)}"` : '');
+
+  // tables and figures wider than their container (the parent, within the article)
+  const wide = [];
+  for (const el of article.querySelectorAll('table, img, figure, svg')) {
+    if (!visible(el)) continue;
+    const width = Math.max(el.getBoundingClientRect().width, el.scrollWidth || 0);
+    const room = Math.min(el.parentElement.clientWidth || Infinity, article.clientWidth);
+    if (width > room + 1) {
+      wide.push(`${describe(el)}: ${Math.round(width)} px in ${Math.round(room)} px`);
+    }
+  }
+  // values that are not values: NaN, None, dtype: in cells and outputs; cut cells
+  const badText = /\\b(NaN|None|NaT)\\b|<NA>|dtype:/;
+  const badValues = [];
+  for (const cell of article.querySelectorAll('td, th')) {
+    const text = cell.innerText.trim();
+    if (badText.test(text) || /(\\u2026|\\.\\.\\.)$/.test(text)) {
+      badValues.push(`cell "${short(text)}"`);
+    }
+  }
+  for (const out of article.querySelectorAll('.cell_output')) {
+    for (const line of out.innerText.split('\\n')) {
+      if (badText.test(line) && !badValues.some(v => v.includes(short(line)))) {
+        badValues.push(`output "${short(line)}"`);
+      }
+    }
+  }
+  // code cell inputs a reader sees
+  const codeInputs = Array.from(article.querySelectorAll('.cell_input, .input_area'))
+    .filter(visible).map(el => short(el.innerText));
+  // where the verdict (an admonition titled "Verdict") starts: its first line of text
+  let verdict = null;
+  for (const box of article.querySelectorAll('.admonition')) {
+    const title = box.querySelector('.admonition-title');
+    if (!title || title.innerText.trim() !== 'Verdict') continue;
+    const first = Array.from(box.querySelectorAll('p')).find(p => p !== title) || title;
+    const range = document.createRange();
+    range.selectNodeContents(first);
+    const line = range.getClientRects()[0] || first.getBoundingClientRect();
+    verdict = {titleTop: Math.round(title.getBoundingClientRect().top + window.scrollY),
+               firstLineBottom: Math.round(line.bottom + window.scrollY)};
+    break;
+  }
+  return {
     title: document.title.trim(),
     mainText: (main.innerText || '').trim().length,
     tables: main.querySelectorAll('table').length,
     images: main.querySelectorAll('img').length,
     broken: images.filter(img => !img.complete || img.naturalWidth === 0)
       .map(img => img.currentSrc || img.getAttribute('src') || '(no src)'),
-  });
-})()
+    viewport: [window.innerWidth, window.innerHeight],
+    wide: wide, badValues: badValues, codeInputs: codeInputs, verdict: verdict,
+  };
+})();
 """
 
 
@@ -267,77 +246,96 @@ def _is_local(url: str | None) -> bool:
     return not url or urlsplit(url).hostname in LOCAL_HOSTS or url.startswith("data:")
 
 
-def console_errors(events: list[dict[str, Any]], session: str) -> list[str]:
-    """Console errors, uncaught exceptions and error log entries of one page session.
+def console_errors(entries: list[dict[str, Any]]) -> list[str]:
+    """Errors of Chromium's browser log: console errors, uncaught exceptions, failed loads.
 
-    Failed network fetches to hosts other than the local server are ignored (no network here).
+    A failed fetch from a host other than the local server is ignored (no network here), as
+    are ``/favicon.ico`` and ``KNOWN_TOOLCHAIN_NOISE``.
     """
-    errors: list[str] = []
-    for event in events:
-        if event.get("sessionId") != session:
+    errors = []
+    for entry in entries:
+        if entry.get("level") != "SEVERE":
             continue
-        method, params = event["method"], event.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            args = params.get("args", [])
-            text = " ".join(str(a.get("value", a.get("description", ""))) for a in args)
-            errors.append(f"console.{params['type']}: {text}")
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            description = details.get("exception", {}).get("description") or details.get("text")
-            errors.append(f"uncaught exception: {description} ({details.get('url', '')})")
-        elif method == "Log.entryAdded":
-            entry = params.get("entry", {})
-            if entry.get("level") != "error":
-                continue
-            url = entry.get("url")
-            if entry.get("source") == "network" and not _is_local(url):
-                continue
-            if url and urlsplit(url).path == "/favicon.ico":
-                continue
-            errors.append(f"log {entry.get('source')}: {entry.get('text')} ({url or ''})")
+        message = str(entry.get("message", ""))
+        url = message.split(" ", 1)[0]
+        if entry.get("source") == "network" and not _is_local(url):
+            continue
+        if urlsplit(url).path == "/favicon.ico":
+            continue
+        errors.append(f"{entry.get('source', 'log')}: {message}")
     return [e for e in errors if not any(p.search(e) for p in KNOWN_TOOLCHAIN_NOISE)]
 
 
-def load_page(cdp: CdpPipe, url: str, screenshot: Path) -> tuple[dict[str, Any], list[str]]:
-    """Open ``url`` in a fresh tab; return the page report and its console errors."""
-    target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-        "sessionId"]
-    try:
-        for domain in ("Page", "Runtime", "Log"):
-            cdp.send(f"{domain}.enable", session=session)
-        cdp.send("Emulation.setDeviceMetricsOverride", {
-            "width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False,
-        }, session=session)
-        navigation = cdp.send("Page.navigate", {"url": url}, session=session)
-        if navigation.get("errorText"):
-            raise AssertionError(f"{url} did not load: {navigation['errorText']}")
-        cdp.wait_for("Page.loadEventFired", session)
-        result = cdp.send("Runtime.evaluate", {
-            "expression": PAGE_REPORT_JS, "awaitPromise": True, "returnByValue": True,
-        }, session=session)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"page report script failed: {result['exceptionDetails']}")
-        report = json.loads(result["result"]["value"])
-        cdp.drain(0.3)  # late console messages (deferred scripts)
-        shot = cdp.send("Page.captureScreenshot", {"format": "png"}, session=session)
+@dataclass
+class Visit:
+    """What one page showed: the page report, its console errors and its screenshot."""
+
+    url: str
+    report: dict[str, Any]
+    errors: list[str]
+    screenshot: Path
+
+
+class Book:
+    """A served folder of HTML in one browser; each page is visited once and its visit kept."""
+
+    def __init__(self, driver, base_url: str, html_dir: Path = HTML_DIR,
+                 screenshot_dir: Path = SCREENSHOT_DIR) -> None:
+        self.driver, self.base_url = driver, base_url
+        self.html_dir, self.screenshot_dir = html_dir, screenshot_dir
+        self.visits: dict[str, Visit] = {}
+
+    def visit(self, page: str) -> Visit:
+        if page not in self.visits:
+            html = self.html_dir / f"{page}.html"
+            assert html.is_file(), f"{page} is in {TOC_FILE.name} but {html.name} was not built"
+            self.visits[page] = self._load(page, self.base_url + f"{page}.html")
+        return self.visits[page]
+
+    def _load(self, page: str, url: str) -> Visit:
+        driver = self.driver
+        driver.get_log("browser")  # drop what earlier pages left
+        driver.get(url)  # returns after the load event
+        report = driver.execute_script(PAGE_REPORT_JS)
+        time.sleep(0.3)  # late console messages (deferred scripts)
+        errors = console_errors(driver.get_log("browser"))
+        screenshot = self.screenshot_dir / f"{page}.png"
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
-        return report, console_errors(cdp.events, session)
-    finally:
-        cdp.send("Target.closeTarget", {"targetId": target})
-        cdp.events = [e for e in cdp.events if e.get("sessionId") != session]
+        driver.save_screenshot(str(screenshot))
+        return Visit(url, report, errors, screenshot)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium under Selenium (skipped, with the reason, where there is none)."""
+    with tempfile.TemporaryDirectory(prefix="h2q-chromium-") as profile_dir:
+        driver = start_chromium(profile_dir)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+@pytest.fixture(scope="module")
+def book(browser) -> Iterator[Book]:
+    """The built book, served locally, in the browser."""
+    if not (HTML_DIR / "index.html").is_file():
+        pytest.skip("book not built: run `make book` first")
+    with serve(HTML_DIR) as base_url:
+        yield Book(browser, base_url)
+
+
+def _fail(page: str, visit: Visit, problems: list[str]) -> None:
+    assert not problems, f"{page} ({visit.url}):\n  " + "\n  ".join(problems)
 
 
 @pytest.mark.parametrize("page", toc_pages())
-def test_page_renders_in_browser(page: str, browser: tuple[CdpPipe, str]) -> None:
-    cdp, book_server = browser
-    html = HTML_DIR / f"{page}.html"
-    assert html.is_file(), f"{page} is in {TOC_FILE.name} but {html.name} was not built"
-    screenshot = SCREENSHOT_DIR / f"{page}.png"
-    report, errors = load_page(cdp, book_server + f"{page}.html", screenshot)
-
+def test_page_renders_in_browser(page: str, book: Book) -> None:
+    visit = book.visit(page)
+    report = visit.report
     problems: list[str] = []
+    if report["viewport"] != list(WINDOW):
+        problems.append(f"viewport is {report['viewport']} px, not {list(WINDOW)}")
     if not report["title"]:
         problems.append("empty <title>")
     if report["mainText"] == 0:
@@ -349,7 +347,88 @@ def test_page_renders_in_browser(page: str, browser: tuple[CdpPipe, str]) -> Non
             problems.append("notebook page shows no <img> (figure)")
     if report["broken"]:
         problems.append(f"broken images: {report['broken']}")
-    problems += errors
-    if not screenshot.is_file() or screenshot.stat().st_size == 0:
-        problems.append(f"no screenshot written to {screenshot}")
-    assert not problems, f"{page} ({book_server}{page}.html):\n  " + "\n  ".join(problems)
+    problems += visit.errors
+    if not visit.screenshot.is_file() or visit.screenshot.stat().st_size == 0:
+        problems.append(f"no screenshot written to {visit.screenshot}")
+    _fail(page, visit, problems)
+
+
+# --- reading quality (issue #23) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_table_or_figure_wider_than_its_container(page: str, book: Book) -> None:
+    visit = book.visit(page)
+    _fail(page, visit, [f"wider than its container at {WINDOW[0]} px: {w}"
+                        for w in visit.report["wide"]])
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_nan_none_dtype_or_cut_values(page: str, book: Book) -> None:
+    visit = book.visit(page)
+    _fail(page, visit, [f"shows {v}" for v in visit.report["badValues"]])
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_code_cell_is_visible(page: str, book: Book) -> None:
+    visit = book.visit(page)
+    _fail(page, visit, [f"visible code cell: {c}" for c in visit.report["codeInputs"]])
+
+
+def test_intro_verdict_is_in_the_first_800_px(book: Book) -> None:
+    page = root_page()
+    if page is None:
+        pytest.skip(f"no root page in {TOC_FILE}")
+    visit = book.visit(page)
+    verdict = visit.report["verdict"]
+    assert verdict is not None, f"{page}: no admonition titled 'Verdict'"
+    assert verdict["firstLineBottom"] <= VERDICT_WITHIN_PX, (
+        f"{page}: the verdict's first line ends at {verdict['firstLineBottom']} px "
+        f"(title at {verdict['titleTop']} px), below the first {VERDICT_WITHIN_PX} px")
+
+
+# --- the checks themselves, on a page that breaks every rule ------------------------------------
+
+BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>bad</title></head>
+<body><main><article style="width: 600px">
+<div class="admonition"><p class="admonition-title">Verdict</p>
+<p style="margin-top: 1200px">late</p></div>
+<div class="cell_input"><pre>print("visible code")</pre></div>
+<div class="cell_output"><pre>a    1.0\nName: x, dtype: float64</pre></div>
+<div><table style="width: 900px"><tr><td>NaN</td><td>cut value\u2026</td><td>ok</td></tr>
+</table></div><img src="missing.png" alt="missing figure">
+<script>console.error("broken on purpose"); undefinedFunction();</script>
+</article></main></body></html>"""
+
+
+def test_checks_catch_a_page_that_breaks_them(browser, tmp_path: Path) -> None:
+    (tmp_path / "bad.html").write_text(BAD_PAGE, encoding="utf-8")
+    with serve(tmp_path) as base_url:
+        visit = Book(browser, base_url, tmp_path, tmp_path / "shots").visit("bad")
+    report = visit.report
+    assert report["viewport"] == list(WINDOW)
+    assert any("table" in w and "900 px" in w for w in report["wide"]), report["wide"]
+    assert {'cell "NaN"', 'cell "cut value\u2026"', 'output "Name: x, dtype: float64"'} <= set(
+        report["badValues"]), report["badValues"]
+    assert report["codeInputs"] == ['print("visible code")']
+    assert report["verdict"]["firstLineBottom"] > VERDICT_WITHIN_PX
+    assert report["broken"] and report["broken"][0].endswith("/missing.png")
+    joined = "\n".join(visit.errors)
+    assert "broken on purpose" in joined and "undefinedFunction" in joined
+    assert "missing.png" in joined  # the failed local fetch
+    assert visit.screenshot.stat().st_size > 0
+
+
+def test_console_errors_ignore_other_hosts_and_known_noise() -> None:
+    entries = [
+        {"level": "SEVERE", "source": "network",
+         "message": "https://cdn.example.org/x.js - Failed to load resource"},
+        {"level": "SEVERE", "source": "network",
+         "message": "http://127.0.0.1:1/favicon.ico - Failed to load resource: 404"},
+        {"level": "SEVERE", "source": "javascript", "message": "http://127.0.0.1:1/a.html 3:1 "
+         "Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared"},
+        {"level": "WARNING", "source": "console-api", "message": "a warning"},
+        {"level": "SEVERE", "source": "console-api", "message": "http://127.0.0.1:1/a.js 1:2 "
+         '"real error"'},
+    ]
+    assert console_errors(entries) == ['console-api: http://127.0.0.1:1/a.js 1:2 "real error"']
