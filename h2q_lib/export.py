@@ -331,24 +331,32 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
 def check_export(folder: Path, model, tokenizer, text: str = CHECK_TEXT) -> dict:
     """Load ``folder`` with transformers alone and compare it with the project model.
 
-    Returns ``{"max_abs_logit_diff", "ids_equal"}``; raises ``ExportError`` when the token
-    ids differ or the logits differ by more than ``CHECK_ATOL``.
+    The logits may differ by the project model's own fp32 rounding error (ten times its
+    distance from a float64 run of itself; at least ``CHECK_ATOL``): two correct fp32
+    implementations (different attention kernels) differ by about that much, more in a
+    model with large activations. Returns ``{"max_abs_logit_diff", "allowed",
+    "ids_equal"}``; raises ``ExportError`` when the ids or the logits differ.
     """
+    import copy
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     hf_tok = AutoTokenizer.from_pretrained(folder)
     ours_ids = tokenizer.encode(text).tolist()
     ids_equal = hf_tok(text)["input_ids"] == ours_ids
-    x = torch.tensor([[tokenizer.bos_id, *ours_ids][: model.config.block_size]])
-    with torch.no_grad():
-        diff = float((hf(x).logits - model.float()(x)).abs().max())
     if not ids_equal:
         raise ExportError(f"the exported tokenizer encodes {text!r} differently from the run's")
-    if not diff <= CHECK_ATOL:
+    x = torch.tensor([[tokenizer.bos_id, *ours_ids][: model.config.block_size]])
+    with torch.no_grad():
+        ours = model.float()(x)
+        exact = copy.deepcopy(model).double()(x)
+        diff = float((hf(x).logits - ours).abs().max())
+    allowed = max(CHECK_ATOL, 10 * float((ours.double() - exact).abs().max()))
+    if not diff <= allowed:
         raise ExportError(f"the exported model's logits differ from the project model's by "
-                          f"{diff:.3g} (allowed {CHECK_ATOL})")
-    return {"max_abs_logit_diff": diff, "ids_equal": ids_equal}
+                          f"{diff:.3g} (allowed {allowed:.3g})")
+    return {"max_abs_logit_diff": diff, "allowed": allowed, "ids_equal": ids_equal}
 
 
 @contextlib.contextmanager
