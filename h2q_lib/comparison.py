@@ -180,8 +180,13 @@ def plot_bits_per_byte(table: pd.DataFrame, split: str = "test"):
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.45 * len(rows)))
     colors = ["tab:red" if m.startswith("report") else
               "tab:blue" if m.startswith("this run") else "tab:gray" for m in rows["model"]]
-    ax.barh(rows["model"], rows["bits per byte"], color=colors)
-    ax.set_xlabel(f"bits per byte on the WikiText-103 {split} split (lower is better)")
+    bars = ax.barh(rows["model"], rows["bits per byte"], color=colors)
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in rows["bits per byte"]], padding=3,
+                 fontsize=11)
+    ax.set_xlim(0, rows["bits per byte"].max() * 1.12)
+    ax.tick_params(labelsize=11)
+    ax.set_xlabel(f"bits per byte on the WikiText-103 {split} split (lower is better)",
+                  fontsize=11)
     ax.invert_yaxis()
     fig.tight_layout()
     return fig

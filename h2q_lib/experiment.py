@@ -1,4 +1,4 @@
-"""The equal-compute tokenizer experiment: one body, three tokenizers, the same bytes.
+"""The equal-bytes tokenizer experiment: one body, three tokenizers, the same training bytes.
 
 Each tokenizer's model has the same transformer body (``ExperimentConfig``) and trains for the
 same steps on sequences of the same number of *bytes* of the same training text:
@@ -6,6 +6,11 @@ same steps on sequences of the same number of *bytes* of the same training text:
 that text. So every model sees the same training bytes; FLOPs differ (a 50k vocabulary's
 embedding and head cost more than a 127-entry one) and are reported. All are then scored on
 the same test articles, in tokens, bits per byte and words.
+
+The scored table is stored in the experiment folder (``results.json``) with the experiment's
+settings; a finished experiment (every model's ``summary.json`` at its steps) with a stored
+table for the same settings is read back, never retrained: the committed folder keeps no
+weights.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ def run_tokenizer_experiment(spec: ExperimentConfig | dict | str, out_dir: str |
     """
     spec = experiment_config(spec)
     out_dir = Path(out_dir)
+    stored = None if restart else stored_results(out_dir, spec, tokenizers, split)
+    if stored is not None:
+        return stored
     if restart:
         for name in tokenizers:
             runs.restart_run_folder(out_dir / name)
@@ -119,7 +127,45 @@ def run_tokenizer_experiment(spec: ExperimentConfig | dict | str, out_dir: str |
             "word perplexity": m["word_perplexity"],
             "unk share": unk_share(tok, docs),
         })
+    runs.write_json(out_dir / RESULTS, {"experiment": asdict(spec), "split": split,
+                                        "rows": rows})
     return pd.DataFrame(rows).set_index("tokenizer")
+
+
+RESULTS = "results.json"
+
+
+def stored_results(out_dir: Path, spec: ExperimentConfig, tokenizers: tuple[str, ...],
+                   split: str) -> pd.DataFrame | None:
+    """The stored table of a finished experiment with these settings, else None."""
+    stored = runs.read_json(Path(out_dir) / RESULTS)
+    if not stored or stored.get("experiment") != asdict(spec) or stored.get("split") != split:
+        return None
+    if [r.get("tokenizer") for r in stored.get("rows", [])] != list(tokenizers):
+        return None
+    for name in tokenizers:
+        summary = runs.read_json(Path(out_dir) / name / "summary.json")
+        if not summary or summary.get("steps") != spec.steps:
+            return None
+    return pd.DataFrame(stored["rows"]).set_index("tokenizer")
+
+
+MAX_COMPARABLE_UNK = 0.001
+
+
+def comparable(table: pd.DataFrame) -> pd.Series:
+    """True for a tokenizer whose bits per byte compare with the others': at most 0.1% of its
+    test tokens are ``<unk>`` (an ``<unk>`` is a free prediction of a whole word)."""
+    return table["unk share"] <= MAX_COMPARABLE_UNK
+
+
+def experiment_tables(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The experiment as two narrow tables: what each model spent, and how it scored."""
+    spent = table[["vocab", "context (tokens)", "parameters", "training bytes",
+                   "training tokens", "training PFLOP"]]
+    scored = table[["token perplexity", "bits per byte", "word perplexity", "unk share"]].copy()
+    scored["comparable"] = comparable(table)
+    return spent.reset_index(), scored.reset_index()
 
 
 def unk_share(tok, docs: list[str]) -> float:
@@ -137,7 +183,15 @@ def unk_share(tok, docs: list[str]) -> float:
 
 def experiment_values(table: pd.DataFrame) -> dict:
     """Token perplexity and bits per byte of each tokenizer, and the best one, by name."""
-    out: dict = {"exp_best": str(table["bits per byte"].idxmin())}
+    ok = table[comparable(table)]
+    out: dict = {"exp_best": str((ok if len(ok) else table)["bits per byte"].idxmin()),
+                 }
+    if "training PFLOP" in table:
+        out["exp_pflop_min"] = float(table["training PFLOP"].min())
+        out["exp_pflop_max"] = float(table["training PFLOP"].max())
+    if "word50k" in table.index:
+        out["exp_word50k_vocab"] = int(table.loc["word50k"].get("vocab", 0))
+        out["exp_word50k_unk"] = float(table.loc["word50k", "unk share"])
     for name, row in table.iterrows():
         out[f"exp_{name}_tppl"] = float(row["token perplexity"])
         out[f"exp_{name}_bpb"] = float(row["bits per byte"])
@@ -145,39 +199,51 @@ def experiment_values(table: pd.DataFrame) -> dict:
 
 
 def plot_experiment(table: pd.DataFrame):
-    """Token perplexity (log) and bits per byte per tokenizer, side by side."""
+    """Token perplexity and bits per byte per tokenizer, side by side, bars from zero on
+    linear axes; a model whose bits per byte do not compare (``<unk>``) is hatched."""
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     colors = {"char": "tab:red", "word50k": "tab:green", "gpt2": "tab:blue"}
     c = [colors.get(n, "tab:gray") for n in table.index]
-    ax1.bar(table.index, table["token perplexity"], color=c)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("token perplexity (log scale)")
-    ax1.set_title("per token: not comparable")
-    ax2.bar(table.index, table["bits per byte"], color=c)
-    ax2.set_ylabel("bits per byte")
-    ax2.set_title("per byte: comparable")
+    hatch = ["" if ok else "//" for ok in comparable(table)]
+    for ax, column, title in ((ax1, "token perplexity", "per token: not comparable"),
+                              (ax2, "bits per byte", "per byte: comparable")):
+        bars = ax.bar(table.index, table[column], color=c, hatch=hatch, edgecolor="black")
+        ax.bar_label(bars, labels=[f"{v:,.3g}" for v in table[column]], fontsize=11)
+        ax.set_ylim(0, table[column].max() * 1.18)
+        ax.set_ylabel(column, fontsize=12)
+        ax.set_title(title, fontsize=12)
+        ax.tick_params(labelsize=11)
     fig.tight_layout()
     return fig
 
 
 def experiment_reading(table: pd.DataFrame) -> str:
-    """Markdown: what the experiment's table shows, worded from the table itself."""
+    """Markdown: what the experiment's table shows, worded from the table itself; the ranking
+    uses only the tokenizers whose bits per byte compare (``comparable``)."""
     bpb, tppl = table["bits per byte"], table["token perplexity"]
-    best, worst = bpb.idxmin(), bpb.idxmax()
+    ok = comparable(table)
+    ranked = bpb[ok] if ok.any() else bpb
+    best, worst = ranked.idxmin(), ranked.idxmax()
     lowest_tppl = tppl.idxmin()
     text = (
         f"**What the experiment shows.** Token perplexity spans a factor of "
         f"{tppl.max() / tppl.min():,.0f} across the {len(table)} tokenizers although the models "
         f"share one body and the same training bytes; bits per byte, the unit that compares "
-        f"them, spans a factor of {bpb.max() / bpb.min():.1f} ({bpb.min():.2f}–{bpb.max():.2f}). "
-        f"At this compute `{best}` has the lowest bits per byte and `{worst}` the highest. "
-        f"`{lowest_tppl}` has the lowest token perplexity")
+        f"them, spans a factor of {bpb.max() / bpb.min():.1f} ({bpb.min():.2f}–{bpb.max():.2f}). ")
+    if "training PFLOP" in table:
+        pf = table["training PFLOP"]
+        text += (f"Equal bytes are not equal compute: the models spent {pf.min():.3f}–"
+                 f"{pf.max():.3f} PFLOP. ")
+    text += (f"Among the tokenizers that compare, `{best}` has the lowest bits per byte and "
+             f"`{worst}` the highest. `{lowest_tppl}` has the lowest token perplexity")
     text += (", and also the lowest bits per byte." if lowest_tppl == best else
              f", yet `{best}` needs fewer bits per byte: a low token perplexity says nothing "
              "by itself.")
-    if "word50k" in table.index and table.loc["word50k", "unk share"] > 0:
-        text += (f" The `word50k` model maps {table.loc['word50k', 'unk share']:.1%} of test "
-                 "tokens to `<unk>`, which makes its numbers look better than they are.")
+    for name in table.index[~ok]:
+        vocab = f" ({int(table.loc[name, 'vocab']):,} entries)" if "vocab" in table else ""
+        text += (f" `{name}`{vocab} maps {table.loc[name, 'unk share']:.1%} of test tokens "
+                 "to `<unk>`, a free prediction of a whole word, so its "
+                 f"{bpb[name]:.2f} bits per byte is not comparable and it is not ranked.")
     return text

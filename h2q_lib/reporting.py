@@ -7,11 +7,14 @@ lives here, with a test.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import platform
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import runs
@@ -34,6 +37,16 @@ def setup_notebook() -> None:
     warnings.filterwarnings("ignore", message="IProgress not found")
     pd.options.display.float_format = "{:,.4f}".format
     pd.options.display.max_colwidth = 160
+
+
+def glue_figure(key: str, fig) -> None:
+    """``myst_nb.glue`` a figure for a ``glue:figure`` directive (caption, alt text) and close
+    it, so that the notebook does not show it a second time without them."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(key, fig, display=False)
+    plt.close(fig)
 
 
 def glue_values(values: dict) -> None:
@@ -129,16 +142,16 @@ def tokens_per_unit(stats: pd.DataFrame, column: str, tokenizers: list) -> pd.Da
 
 
 def plot_tokens_per_word(per_unit: pd.DataFrame):
-    """Bar chart of tokens per word, log scale, values printed on the bars."""
+    """Bar chart of tokens per word, bars from zero, values printed on the bars."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3))
     values = per_unit["tokens per word"]
     ax.bar(values.index, values, color=["tab:red", "tab:green", "tab:blue"][: len(values)])
-    ax.set_ylabel("tokens per word (validation)")
-    ax.set_yscale("log")
+    ax.set_ylabel("tokens per word (validation)", fontsize=11)
+    ax.set_ylim(0, values.max() * 1.2)
     for i, x in enumerate(values):
-        ax.text(i, x, f"{x:.2f}", ha="center", va="bottom")
+        ax.text(i, x, f"{x:.2f}", ha="center", va="bottom", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -226,7 +239,7 @@ def config_table(run: dict, claims: ReportClaims = REPORT) -> pd.DataFrame:
         "training text": f"{claims.dataset} (Hugging Face datasets)",
         "validation text": claims.dataset,
     }
-    return pd.DataFrame({"report": theirs, "this run": ours}).astype(str)
+    return pd.DataFrame({"report": theirs, "this run": ours})
 
 
 RESULT_KEYS = ("steps", "tokens_seen", "epochs", "final_train_loss", "final_val_loss",
@@ -340,11 +353,12 @@ def plot_training_curves(log: list[dict], claims: ReportClaims = REPORT):
     ax.plot([r["tokens_seen"] for r in evals], [r["val_loss"] for r in evals], "o-",
             label="this run: validation loss", color="tab:blue", ms=4)
     rep = report_progress_table(claims)
-    ax.plot(rep["tokens"], rep["loss"], "s--", color="tab:red", label="report: loss")
+    ax.plot(rep["tokens"], rep["loss"], "s", color="tab:red",
+            label="report: table rows (measured points only)")
     ax.set_xscale("log")
-    ax.set_xlabel("tokens processed")
-    ax.set_ylabel("loss (nats per token)")
-    ax.legend()
+    ax.set_xlabel("tokens processed (log scale)", fontsize=11)
+    ax.set_ylabel("loss (nats per character)", fontsize=11)
+    ax.legend(fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -380,3 +394,159 @@ def samples_beside_report(samples: list[dict], claims: ReportClaims = REPORT) ->
              for s in samples if s["step"] == last]
     return pd.DataFrame(rows, columns=["source", "prompt", "sample"]).set_index(
         ["prompt", "source"]).sort_index(level=0, sort_remaining=False)
+
+
+# --- tables for readers ----------------------------------------------------------------------
+
+MISSING = "—"
+VERDICT_COLOURS = {"consistent": "#d4edda", "reproduced": "#d4edda",
+                   "inconsistent": "#f8d7da", "not reproduced": "#f8d7da",
+                   "wrong as stated": "#f8d7da",
+                   "not checkable here": "#e2e3e5", "not reached": "#e2e3e5"}
+
+
+def significant(x: float, digits: int = 4) -> str:
+    """``x`` with ``digits`` significant digits, thousands separated, never in e-notation.
+
+    Whole numbers at or above 10^digits keep all their digits (``477,813``).
+    """
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    if abs(x) < 1:
+        return f"{x:.{digits}g}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+    return f"{x:,.{decimals}f}"
+
+
+def format_value(value, name: str = "") -> str:
+    """One cell as a reader reads it; ``name`` is its column (or row) label.
+
+    Missing (None, NaN) → "—"; booleans → yes/no; integers (and whole floats) with thousands
+    separators; a label with "loss" → 4 decimals; "%" in the label → value already in percent,
+    1 decimal; "share" or "fraction" → a fraction shown as a percentage; other floats → 4
+    significant digits.
+    """
+    label = str(name).lower()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return MISSING
+        if "share" in label or "fraction" in label:
+            return f"{value:.1%}"
+        if "%" in label:
+            return f"{value:.1f}%"
+        if "loss" in label:
+            return f"{value:.4f}"
+        if value.is_integer():
+            return f"{value:,.0f}"
+        return significant(value)
+    text = str(value)
+    return MISSING if text in ("", "nan", "None", "NaN") else text
+
+
+def formatted(df: pd.DataFrame, by: str = "column", formats: dict | None = None) -> pd.DataFrame:
+    """``df`` as strings by ``format_value``; labels of columns (``by="column"``) or of rows
+    (``by="row"``, for a table whose rows are quantities) choose each cell's format.
+    ``formats`` maps a label to a format string or a function, overriding the rule."""
+    formats = formats or {}
+    out = pd.DataFrame(index=df.index, columns=df.columns, dtype=object)
+    for r, row_label in enumerate(df.index):
+        for c, col_label in enumerate(df.columns):
+            label = col_label if by == "column" else row_label
+            value = df.iat[r, c]
+            fmt = formats.get(label)
+            if fmt is not None and value is not None and not (
+                    isinstance(value, float) and math.isnan(value)):
+                out.iat[r, c] = fmt(value) if callable(fmt) else fmt.format(value)
+            else:
+                out.iat[r, c] = format_value(value, label)
+    return out
+
+
+class Table:
+    """A table as the book shows it: formatted cells, no index column unless it is data,
+    an optional caption, coloured verdicts, long text wrapped in the text column.
+
+    ``_repr_html_`` is the page's table (a pandas Styler with a fixed id, so executed
+    notebooks are reproducible); ``repr`` the same cells as text (what nbval compares too).
+    """
+
+    def __init__(self, df: pd.DataFrame, index: bool = False, by: str = "column",
+                 formats: dict | None = None, caption: str | None = None,
+                 verdict: str | None = None, wide: tuple[str, ...] = ()):
+        self.data = df
+        self.cells = formatted(df, by, formats)
+        self.index, self.caption, self.verdict, self.wide = index, caption, verdict, wide
+
+    def __repr__(self) -> str:
+        text = self.cells.to_string(index=self.index)
+        return f"{self.caption}\n{text}" if self.caption else text
+
+    def _repr_html_(self) -> str:
+        labels = repr((list(self.cells.columns), list(self.cells.index)))
+        styler = self.cells.style.set_uuid(  # from the labels only: numbers vary by machine
+            "h2q" + hashlib.sha1(labels.encode()).hexdigest()[:8])
+        if not self.index:
+            styler = styler.hide(axis="index")
+        if self.caption:
+            styler = styler.set_caption(self.caption)
+        if self.verdict in self.cells.columns:
+            styler = styler.map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, 'none')}; "
+                                          "font-weight: 600", subset=[self.verdict])
+        wide = [c for c in self.wide if c in self.cells.columns]
+        if wide:
+            styler = styler.set_properties(subset=wide, **{"min-width": "16em"})
+        styler = styler.set_table_attributes('class="h2q-table"')
+        return styler.to_html(exclude_styles=False)
+
+
+def table(df: pd.DataFrame | pd.Series, **kwargs) -> Table:
+    """``Table`` of a DataFrame, or of a Series as a two-column quantity/value table."""
+    if isinstance(df, pd.Series):
+        name = df.name or "value"
+        df = df.to_frame(name=name)
+        kwargs.setdefault("by", "row")
+        kwargs.setdefault("index", True)
+    return Table(df, **kwargs)
+
+
+def unstated_settings(cfg: TrainConfig | dict | None = None) -> pd.DataFrame:
+    """Every setting the recipe needs that the report does not state, and what this
+    reproduction assumed (read from the recipe, ``cfg``: the profile's defaults)."""
+    import inspect
+    import re
+
+    from .train import build_optimizer
+
+    betas = re.search(r"betas=(\([^)]*\))", inspect.getsource(build_optimizer)).group(1)
+    cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg or TrainConfig()
+    rows = [
+        ("tokenizer", 'a "simple tokenizer", vocabulary "50,000"',
+         f"{cfg.tokenizer}: one token a character, the vocabulary solved from the parameter "
+         "count (the audit)"),
+        ("text preprocessing", "not stated",
+         "drop empty lines and headings, strip, join with newlines, <bos>…<eos>: the one "
+         "reading that gives the report's validation token count exactly"),
+        ("learning-rate floor of the cosine", "not stated", f"{cfg.min_lr:g} (lr / 10)"),
+        ("weight decay", "not stated", f"{cfg.weight_decay:g}, matrices only"),
+        ("AdamW betas", "not stated", f"{betas} (GPT-2's)"),
+        ("gradient clipping", "not stated", f"{cfg.grad_clip:g}"),
+        ("dropout", "not stated", f"{cfg.dropout:g}"),
+        ("seed", "not stated", f"{cfg.seed}"),
+        ("what Loss and PPL were measured on", "Loss: training; PPL: validation",
+         f"validation loss on {cfg.eval_batches} fixed batches every {cfg.eval_every} steps; "
+         "the audit finds PPL = exp(Loss)"),
+        ("mixed precision", '"automatic" on Apple MPS',
+         "bf16 only where the CPU runs it faster than fp32, else fp32 (hardware rule)"),
+        ("sampling", "not stated", f"temperature {cfg.temperature:g}, top-k {cfg.top_k}"),
+        ("training text", "WikiText-103 train, 1 epoch",
+         "the complete WikiText-2 training text (the same validation and test files as "
+         "WikiText-103); see the data chapter"),
+    ]
+    return pd.DataFrame(rows, columns=["setting", "the report", "assumed here"])

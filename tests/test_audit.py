@@ -57,7 +57,7 @@ def test_parameter_count_with_vocab_127_is_consistent():
 def test_implied_vocab_is_exactly_127():
     row = audit.check_implied_vocab(REPORT)
     assert row.verdict == OK
-    assert "127.0000" in row.evidence
+    assert "implied vocab = 127 exactly" in row.evidence
 
 
 def test_implied_vocab_flags_parameters_plus_one():
@@ -116,11 +116,14 @@ def test_progress_column_consistent_when_step_share():
     assert audit.check_progress_pct(replace(REPORT, progress=rows)).verdict == OK
 
 
-def test_perplexity_rows_flag_only_step_2000():
+def test_perplexity_rows_match_at_the_printed_precision():
+    """Step 2000's 3.4757 printed 3.47 is cut off, not rounded: one unit of the last printed
+    digit, the print's difference, not the report's error."""
     row = audit.check_perplexity_rows(REPORT)
-    assert row.verdict == BAD
-    assert "11 of 12 rows match" in row.evidence
-    assert "step 2000" in row.evidence and "step 3000" not in row.evidence
+    assert row.verdict == OK
+    assert "12 of 12 rows match" in row.evidence
+    assert "step 2000" in row.evidence and "cut off" in row.evidence
+    assert "step 3000" not in row.evidence
 
 
 def test_perplexity_rows_consistent_after_fix_and_flag_new_error():
@@ -142,7 +145,7 @@ def test_best_perplexity():
 def test_reductions():
     assert audit.check_loss_reduction(REPORT).verdict == OK
     assert audit.check_ppl_reduction(REPORT).verdict == OK
-    assert audit.check_loss_reduction(replace(REPORT, loss_reduction_pct=-60.2)).verdict == BAD
+    assert audit.check_loss_reduction(replace(REPORT, loss_reduction_pct=-60.0)).verdict == BAD
     assert audit.check_ppl_reduction(replace(REPORT, ppl_reduction_pct=-36.0)).verdict == BAD
 
 
@@ -228,7 +231,7 @@ def test_run_audit_and_table():
     assert {r.verdict for r in rows} <= set(audit.VERDICTS)
     table = audit.audit_table(rows)
     assert list(table.columns) == ["claim", "check", "evidence", "verdict", "detail"]
-    assert (table["verdict"] == BAD).sum() == 6
+    assert (table["verdict"] == BAD).sum() == 5
     # the train split is not here, and without a run the rerun row cannot be judged
     assert (table["verdict"] == NC).sum() == 2
 

@@ -50,6 +50,9 @@ def test_source_notebooks_only_call_the_library(path):
     assert setup and all("remove-cell" in tags(c) for c in setup), "setup code is hidden"
     provenance_cells = [c for c in cells if c.source.startswith("provenance(")]
     assert len(provenance_cells) == 1 and "remove-input" in tags(provenance_cells[0])
+    # no code on the page; the provenance is the last cell, folded
+    assert all({"remove-input", "remove-cell"} & set(tags(c)) for c in cells)
+    assert cells[-1] is provenance_cells[0] and "hide-output" in tags(cells[-1])
 
 
 def test_only_the_first_two_notebooks_expand_a_profile():

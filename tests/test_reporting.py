@@ -90,10 +90,10 @@ def test_config_table_reads_the_run_folder_not_a_profile():
     cfg = get_profile("prefix", block_size=256)
     run = {"config": cfg.to_dict(), "summary": {"parameters": 123, "vocab_size": 127}}
     table = reporting.config_table(run)
-    assert table.loc["sequence length", "this run"] == "256"
-    assert table.loc["sequence length", "report"] == str(REPORT.seq_len)
-    assert table.loc["schedule length (steps)", "this run"] == str(REPORT.steps)
-    assert table.loc["steps trained", "this run"] == "500"
+    assert table.loc["sequence length", "this run"] == 256
+    assert table.loc["sequence length", "report"] == REPORT.seq_len
+    assert table.loc["schedule length (steps)", "this run"] == REPORT.steps
+    assert table.loc["steps trained", "this run"] == 500
 
 
 def test_sessions_and_summary_tables():
@@ -242,11 +242,36 @@ def test_experiment_reading_is_worded_from_its_table():
                           "bits per byte": [3.5, 1.7, 2.0], "unk share": [0.0, 0.07, 0.0]},
                          index=pd.Index(["char", "word50k", "gpt2"], name="tokenizer"))
     text = experiment_reading(table)
-    assert "`word50k` has the lowest bits per byte and `char` the highest" in text
-    assert "yet `word50k` needs fewer bits per byte" in text and "7.0%" in text
+    # word50k's <unk> share makes its bits per byte incomparable: it is not ranked
+    assert "`gpt2` has the lowest bits per byte and `char` the highest" in text
+    assert "yet `gpt2` needs fewer bits per byte" in text and "7.0%" in text
+    assert "not comparable and it is not ranked" in text
     flipped = table.assign(**{"bits per byte": [1.5, 1.7, 2.0]})
     assert "also the lowest bits per byte" in experiment_reading(flipped)
-    assert experiment_values(table)["exp_best"] == "word50k"
+    assert experiment_values(table)["exp_best"] == "gpt2"
+
+
+def test_a_finished_experiment_is_read_back_not_retrained(tmp_path, monkeypatch):
+    from h2q_lib import experiment, runs
+
+    spec = PROFILES["smoke"].experiment
+    rows = [{"tokenizer": n, "vocab": 10, "token perplexity": 5.0, "bits per byte": 2.0,
+             "unk share": 0.0} for n in experiment.EXPERIMENT_TOKENIZERS]
+    runs.write_json(tmp_path / experiment.RESULTS, {"experiment": experiment.asdict(spec),
+                                                    "split": "test", "rows": rows})
+    for n in experiment.EXPERIMENT_TOKENIZERS:
+        (tmp_path / n).mkdir()
+        runs.write_json(tmp_path / n / "summary.json", {"steps": spec.steps})
+    monkeypatch.setattr(experiment, "train", lambda *a, **k: pytest.fail("retrained"))
+    table = experiment.run_tokenizer_experiment(spec, tmp_path)
+    assert list(table.index) == list(experiment.EXPERIMENT_TOKENIZERS)
+    # other settings, or an unfinished model, are not read back
+    other = experiment.ExperimentConfig(**{**experiment.asdict(spec), "steps": spec.steps + 1})
+    assert experiment.stored_results(tmp_path, other, experiment.EXPERIMENT_TOKENIZERS,
+                                     "test") is None
+    runs.write_json(tmp_path / "gpt2" / "summary.json", {"steps": 1})
+    assert experiment.stored_results(tmp_path, spec, experiment.EXPERIMENT_TOKENIZERS,
+                                     "test") is None
 
 
 def test_report_splits_are_the_complete_raw_text(data_dir):
@@ -254,3 +279,52 @@ def test_report_splits_are_the_complete_raw_text(data_dir):
     assert not valid.is_slice and not test.is_slice
     assert (valid.config, test.config) == ("wikitext-103-raw-v1",) * 2
     assert load_split("validation", "wikitext-2-raw-v1", str(data_dir)).lines == valid.lines
+
+
+# --- tables for readers ----------------------------------------------------------------------
+
+
+def test_table_formats_cells_for_readers():
+    df = pd.DataFrame({"count": [10780437, 2], "val loss": [1.234567, np.nan],
+                       "word perplexity": [477813.2159, 2.9529], "unk share": [0.0718, None],
+                       "progress %": [2.0, 99.6], "complete": [True, False],
+                       "parameters": [25547264.0, 127.0]})
+    text = repr(reporting.table(df))
+    assert "10,780,437" in text and "1.2346" in text and "477,813" in text
+    assert "2.953" in text and "7.2%" in text and "2.0%" in text and "yes" in text
+    assert "25,547,264" in text and "127.0" not in text
+    for bad in ("NaN", "None", "nan", "dtype", "True"):
+        assert bad not in text
+    assert text.count("—") == 2
+    html = reporting.table(df)._repr_html_()
+    assert "<th" in html and "level0 row0" not in html  # no index column
+    # the same labels give the same ids whatever the numbers (nbval compares the HTML)
+    assert 'id="T_h2q' in html
+    assert html.split('id="')[1][:12] == reporting.table(df * 1.01)._repr_html_().split(
+        'id="')[1][:12]
+
+
+def test_table_of_a_series_formats_by_row_and_colours_verdicts():
+    text = repr(reporting.table(pd.Series({"elapsed_s": 4862.95, "best_val_loss": 2.29461},
+                                          name="this run")))
+    assert "4,863" in text and "2.2946" in text and "dtype" not in text
+    audit_like = pd.DataFrame({"claim": ["a"], "verdict": ["inconsistent"]})
+    assert "background-color: #f8d7da" in reporting.table(audit_like,
+                                                          verdict="verdict")._repr_html_()
+
+
+def test_audit_markdown_lists_every_claim_with_its_full_detail():
+    rows = audit.audit_table(audit.run_audit(REPORT))
+    text = audit.audit_markdown(rows)
+    assert text.count("\n1. ") == 0 and text.startswith("1. ")
+    for row in rows.itertuples():
+        assert row.detail in text and row.verdict in text
+
+
+def test_unstated_settings_are_read_from_the_recipe():
+    cfg = get_profile("prefix")
+    table = reporting.unstated_settings(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+    assumed = dict(zip(table["setting"], table["assumed here"], strict=True))
+    assert assumed["seed"] == str(cfg.seed)
+    assert assumed["AdamW betas"].startswith("(0.9, 0.95)")
+    assert "not stated" in set(table["the report"])
