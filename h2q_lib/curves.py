@@ -1,0 +1,351 @@
+"""The report's progress rows beside runs trained under each reading of its schedule.
+
+Every function reads committed run folders (``config.json``, ``log.jsonl``, ``summary.json``)
+and the report's rows (``report.REPORT``); nothing here trains. The chapter "Why the report's
+loss fell so fast" is built from these tables, verdicts and figures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .loss_law import Curve, LawFit, rates
+from .profiles import TrainConfig, get_profile
+from .readings import READINGS
+from .report import REPORT, ReportClaims
+from .runs import read_json, read_jsonl
+
+# A run "reproduces" a report row when its validation loss there is within this fraction of
+# the report's Loss. 5 % leaves room for what differs even where run and report follow the
+# same rate: the training text (WikiText-2 vs WikiText-103), the sample of validation
+# windows, the seed and the hardware.
+TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Run:
+    """One committed run folder, read."""
+
+    name: str
+    config: dict
+    log: list[dict]
+    summary: dict | None
+
+    @classmethod
+    def read(cls, name: str, run_dir: str | os.PathLike) -> Run:
+        folder = Path(run_dir)
+        config = read_json(folder / "config.json")
+        if config is None:
+            raise FileNotFoundError(f"{folder} has no readable config.json: not a run folder")
+        return cls(name, config, read_jsonl(folder / "log.jsonl"),
+                   read_json(folder / "summary.json"))
+
+    @property
+    def recipe(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config, f"{self.name}/config.json")
+
+    @property
+    def reading(self) -> str:
+        return self.config.get("reading", "stated")
+
+    @property
+    def last_step(self) -> int:
+        return max((r["step"] for r in self.log), default=0)
+
+    def record_at(self, step: int) -> dict | None:
+        return next((r for r in self.log if r["step"] == step), None)
+
+    def curve(self) -> Curve:
+        return Curve.from_run(self.name, self.config, self.log)
+
+
+def read_runs(run_dirs: dict[str, str | os.PathLike]) -> list[Run]:
+    """The run folders ``{name: folder}`` that exist, read; missing ones are left out."""
+    return [Run.read(name, d) for name, d in run_dirs.items()
+            if (Path(d) / "config.json").is_file()]
+
+
+def readings_table(steps: int = REPORT.steps) -> pd.DataFrame:
+    """Each reading: what differs from the stated recipe, why it is plausible, and its rate
+    at the report's rows 100, 500 and 1,000, and the step where its cosine reaches
+    ``min_lr``."""
+    out = []
+    for reading in READINGS.values():
+        cfg = get_profile("report", reading=reading.name)
+        lr = rates(cfg, steps)
+        # the first step whose scheduler position is the cosine's last one
+        ended = [k for k in range(1, steps + 1)
+                 if reading.position(k - 1, cfg.grad_accum) >= cfg.schedule_length - 1]
+        out.append({"reading": reading.name, "what differs": reading.differs,
+                    "why it is plausible": reading.why,
+                    "rate at step 100": lr[99], "rate at step 500": lr[499],
+                    "rate at step 1,000": lr[999],
+                    "cosine ends at step": ended[0] if ended else None})
+    return pd.DataFrame(out)
+
+
+def loss_columns(runs: list[Run], claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """At each report row a run reached: the report's Loss beside the run's three candidates
+    for it — that step's own training loss, the mean training loss of the logging window
+    ending there, and the validation loss."""
+    out = []
+    for row in claims.progress:
+        for run in runs:
+            rec = run.record_at(row.step)
+            if rec is None:
+                continue
+            out.append({"step": row.step, "run": run.name, "report Loss": row.loss,
+                        "step's training loss": rec["train_loss"],
+                        "window mean training loss": rec.get("train_loss_avg"),
+                        "validation loss": rec.get("val_loss")})
+    return pd.DataFrame(out)
+
+
+def rows_beside_runs(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
+                     claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The report's rows ``steps``, each run's validation loss there (None where the run did
+    not reach the step) and the run minus the report."""
+    report = {r.step: r.loss for r in claims.progress}
+    out = []
+    for step in steps:
+        row = {"step": step, "report Loss": report[step]}
+        for run in runs:
+            rec = run.record_at(step)
+            val = rec.get("val_loss") if rec else None
+            row[run.name] = val
+            row[f"{run.name} − report"] = None if val is None else val - report[step]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
+                     tolerance: float = TOLERANCE,
+                     claims: ReportClaims = REPORT) -> list[str]:
+    """One sentence per run: which of the report's rows ``steps`` its validation loss
+    reproduces within ``tolerance`` (a fraction of the report's Loss), which it misses and
+    by how much, which it did not reach."""
+    report = {r.step: r.loss for r in claims.progress}
+    sentences = []
+    for run in runs:
+        hit, miss, unreached = [], [], []
+        for step in steps:
+            rec = run.record_at(step)
+            if rec is None or rec.get("val_loss") is None:
+                unreached.append(f"{step:,}")
+                continue
+            diff = rec["val_loss"] - report[step]
+            text = (f"row {step:,} ({rec['val_loss']:.3f} vs {report[step]:.3f}, "
+                    f"{100 * diff / report[step]:+.1f} %)")
+            (hit if abs(diff) <= tolerance * report[step] else miss).append(text)
+        parts = []
+        if hit:
+            parts.append("reproduces " + ", ".join(hit))
+        if miss:
+            parts.append("misses " + ", ".join(miss))
+        if unreached:
+            parts.append("did not reach row " + ", ".join(unreached))
+        sentences.append(f"**{run.name}** ({_describe(run)}) " + "; ".join(parts) + ".")
+    return sentences
+
+
+def _describe(run: Run) -> str:
+    cfg = run.recipe
+    shape = ("the report's schedule" if cfg.schedule_length == REPORT.steps
+             and cfg.warmup == REPORT.warmup_steps else
+             f"its schedule compressed to {cfg.schedule_length:,} steps")
+    return f"reading {cfg.reading}, {shape}, {run.last_step:,} steps trained"
+
+
+def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
+                   tolerance: float = TOLERANCE,
+                   claims: ReportClaims = REPORT) -> dict[str, float | int | str]:
+    """Numbers for the book's prose: each run's validation loss and difference at each row it
+    reached (``<run>_at<step>``, ``<run>_diff<step>``) and the runs reproducing row 500."""
+    report = {r.step: r.loss for r in claims.progress}
+    values: dict[str, float | int | str] = {"tolerance_pct": 100 * tolerance}
+    reproducing_500 = []
+    for run in runs:
+        key = run.name.replace("-", "_")
+        for step in steps:
+            rec = run.record_at(step)
+            if rec is None or rec.get("val_loss") is None:
+                continue
+            values[f"{key}_at{step}"] = rec["val_loss"]
+            values[f"{key}_diff{step}"] = rec["val_loss"] - report[step]
+            if step == 500 and abs(rec["val_loss"] - report[step]) <= tolerance * report[step]:
+                reproducing_500.append(run.name)
+    values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
+    return values
+
+
+def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
+                            max_step: int = 1000):
+    """Validation loss against tokens for each run, the report's rows as points."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    tokens_per_step = claims.tokens_per_step()
+    for run in runs:
+        evals = [r for r in run.log if r.get("val_loss") is not None]
+        ax.plot([r["tokens_seen"] / 1e6 for r in evals], [r["val_loss"] for r in evals],
+                marker=".", label=f"{run.name} (validation)")
+    rows = [r for r in claims.progress if r.step <= max_step]
+    ax.scatter([r.step * tokens_per_step / 1e6 for r in rows], [r.loss for r in rows],
+               color="black", zorder=5, label="report's Loss column")
+    ax.set_xlabel("tokens (millions)")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def law_predictions(fit: LawFit, readings: tuple[str, ...] = tuple(READINGS),
+                    claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The fitted law's loss at every report row under each reading of the report's schedule,
+    with its bootstrap band, beside the report's Loss."""
+    steps = np.array([r.step for r in claims.progress])
+    out = pd.DataFrame({"step": steps, "report Loss": [r.loss for r in claims.progress]})
+    for name in readings:
+        lr = rates(get_profile("report", reading=name), claims.steps)
+        lo, hi = fit.band(lr, steps)
+        out[f"{name}"] = fit.predict(lr, steps)
+        out[f"{name} band"] = [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)]
+    return out
+
+
+def plot_law(fit: LawFit, curves: list[Curve], readings: tuple[str, ...] = tuple(READINGS),
+             claims: ReportClaims = REPORT):
+    """The law's predicted curve under each reading with its band, the fitted runs' points,
+    and the report's rows as points, against the report's steps."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    steps = np.arange(10, claims.steps + 1, 10)
+    for name in readings:
+        lr = rates(get_profile("report", reading=name), claims.steps)
+        lo, hi = fit.band(lr, steps)
+        line, = ax.plot(steps, fit.predict(lr, steps), label=f"law, {name} reading")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+    for curve in curves:
+        ax.scatter(curve.steps, curve.losses, s=10, label=f"{curve.name} (measured)")
+    ax.scatter([r.step for r in claims.progress], [r.loss for r in claims.progress],
+               color="black", zorder=5, label="report's Loss column")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats per character)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rates(readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims = REPORT):
+    """The learning rate of each reading over the report's 6,350 steps."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for name in readings:
+        ax.plot(np.arange(1, claims.steps + 1),
+                rates(get_profile("report", reading=name), claims.steps) * 1e4, label=name)
+    for row in claims.progress:
+        ax.axvline(row.step, color="grey", lw=0.5, alpha=0.4)
+    ax.set_xlabel("optimizer step (grey: the report's rows)")
+    ax.set_ylabel("learning rate (×10⁻⁴)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class LawAnalysis:
+    """The law fitted to every run, its check on a held-out run, and what could not be done."""
+
+    fit: LawFit | None  # fitted on every run
+    check: LawFit | None  # fitted on every run but the held-out one
+    held_out: str | None
+    held_out_errors: np.ndarray | None  # measured − predicted at the held-out run's points
+    missing: str  # why a part is absent ("" when nothing is)
+
+
+def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 100,
+                resamples: int = 300) -> LawAnalysis:
+    """Fit the loss law to ``runs``; check it by refitting without ``held_out`` and predicting
+    that run. Parts that the runs cannot support are left None and said in ``missing``."""
+    from .loss_law import fit_law, held_out_errors
+
+    curves = [run.curve() for run in runs]
+    missing = []
+    try:
+        fit = fit_law(curves, min_step=min_step, resamples=resamples)
+    except ValueError as e:
+        fit = None
+        missing.append(f"no fit: {e}")
+    others = [c for c in curves if c.name != held_out]
+    target = next((c for c in curves if c.name == held_out), None)
+    check, errors = None, None
+    if target is None or not others:
+        missing.append(f"no held-out check: it needs the {held_out} run and at least one other")
+    else:
+        try:
+            check = fit_law(others, min_step=min_step, resamples=resamples)
+            errors = held_out_errors(check, target)
+        except ValueError as e:
+            missing.append(f"no held-out check: {e}")
+    return LawAnalysis(fit, check, held_out if target is not None else None, errors,
+                       "; ".join(missing))
+
+
+def law_constants(analysis: LawAnalysis) -> pd.DataFrame:
+    """The fitted constants of each fit, the runs and points it used and its residual."""
+    out = []
+    for label, fit in (("every run", analysis.fit),
+                       (f"every run but {analysis.held_out}", analysis.check)):
+        if fit is None:
+            continue
+        l0, a, alpha, c = fit.params
+        out.append({"fitted on": label, "runs": ", ".join(fit.fitted_on),
+                    "points": fit.points, "L0": l0, "A": a, "α": alpha, "C": c,
+                    "RMS residual (nats)": fit.rmse})
+    return pd.DataFrame(out)
+
+
+def held_out_table(analysis: LawAnalysis, runs: list[Run]) -> pd.DataFrame:
+    """The held-out run's measured validation loss beside the check fit's prediction."""
+    if analysis.check is None or analysis.held_out is None:
+        return pd.DataFrame()
+    curve = next(r for r in runs if r.name == analysis.held_out).curve()
+    keep = curve.steps >= analysis.check.min_step
+    steps = curve.steps[keep]
+    predicted = analysis.check.predict(curve.lr, steps)
+    lo, hi = analysis.check.band(curve.lr, steps)
+    return pd.DataFrame({"step": steps, "measured": curve.losses[keep],
+                         "predicted": predicted,
+                         "band": [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)],
+                         "measured − predicted": curve.losses[keep] - predicted})
+
+
+def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str, float | str]:
+    """Numbers for the prose: the held-out errors, and each reading's predicted loss at the
+    report's best row (step 6,000, Loss 1.0828) with its band."""
+    values: dict[str, float | str] = {"law_missing": analysis.missing or "nothing"}
+    if analysis.held_out_errors is not None and len(analysis.held_out_errors):
+        values["held_out_max_error"] = float(np.abs(analysis.held_out_errors).max())
+        values["held_out_mean_error"] = float(np.mean(analysis.held_out_errors))
+    if analysis.fit is not None:
+        step = np.array([claims.best_val_step])
+        for name in READINGS:
+            lr = rates(get_profile("report", reading=name), claims.steps)
+            lo, hi = analysis.fit.band(lr, step)
+            key = name.replace("-", "_")
+            values[f"law_{key}_at_best"] = float(analysis.fit.predict(lr, step)[0])
+            values[f"law_{key}_band"] = f"{lo[0]:.2f}–{hi[0]:.2f}"
+    return values

@@ -1,0 +1,98 @@
+"""The readings chapter's tables and verdicts, on synthetic run folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from h2q_lib import curves
+from h2q_lib.loss_law import areas, law, rates
+from h2q_lib.profiles import get_profile
+
+LAW = np.array([1.2, 0.9, 0.45, 60.0])
+
+
+def write_run(folder, cfg, losses_at: dict[int, float] | None = None, every: int = 50):
+    """A run folder whose validation losses follow the law (or ``losses_at``)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+    s1, s2 = areas(rates(cfg, cfg.steps))
+    records = []
+    for step in range(every, cfg.steps + 1, every):
+        val = (losses_at or {}).get(step, float(law(LAW, s1[step - 1], s2[step - 1])))
+        records.append({"step": step, "train_loss": val - 0.05, "train_loss_avg": val - 0.04,
+                        "val_loss": val, "tokens_seen": step * cfg.tokens_per_step})
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def test_readings_table_says_where_each_reading_warms_up_and_decays():
+    table = curves.readings_table().set_index("reading")
+    assert table.loc["stated", "rate at step 500"] == pytest.approx(1.5e-4)
+    assert table.loc["micro-batch", "rate at step 500"] == pytest.approx(6e-4)
+    assert table.loc["stated", "cosine ends at step"] == 6350
+    assert table.loc["micro-batch", "cosine ends at step"] == 1588
+
+
+def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
+    stated = curves.Run.read("stated", write_run(
+        tmp_path / "a", get_profile("prefix"), {100: 2.75, 500: 2.29}))
+    close = curves.Run.read("close", write_run(
+        tmp_path / "b", get_profile("prefix", reading="micro-batch"), {100: 2.5, 500: 1.55}))
+    first, second = curves.reading_verdicts([stated, close])
+    assert "reproduces row 100 (2.750 vs 2.718, +1.2 %)" in first
+    assert "misses row 500 (2.290 vs 1.518, +50.9 %)" in first
+    assert "did not reach row 1,000" in first
+    assert "reproduces row 500 (1.550 vs 1.518, +2.1 %)" in second
+    assert "misses row 100" in second  # 2.5 is 8 % below 2.718
+    values = curves.verdict_values([stated, close])
+    assert values["row500_reproduced_by"] == "close"
+    assert values["close_diff500"] == pytest.approx(1.55 - 1.5178)
+
+
+def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
+    run = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix")))
+    table = curves.rows_beside_runs([run]).set_index("step")
+    assert pd.isna(table.loc[1000, "stated"]) and pd.isna(table.loc[1000, "stated − report"])
+    assert table.loc[500, "stated − report"] == pytest.approx(
+        table.loc[500, "stated"] - 1.5178)
+
+
+def test_loss_columns_show_the_three_candidates_for_the_reports_loss(tmp_path):
+    run = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix"),
+                                              {100: 2.6}))
+    row = curves.loss_columns([run]).iloc[0]
+    assert (row["step"], row["report Loss"]) == (100, 2.718)
+    assert (row["step's training loss"], row["window mean training loss"],
+            row["validation loss"]) == pytest.approx((2.55, 2.56, 2.6))
+
+
+def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_path):
+    runs = [curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix"))),
+            curves.Run.read("short400", write_run(tmp_path / "b", get_profile("short400"))),
+            curves.Run.read("micro-batch", write_run(
+                tmp_path / "c", get_profile("prefix", reading="micro-batch")))]
+    analysis = curves.analyse_law(runs, resamples=20)
+    assert analysis.missing == ""
+    assert np.abs(analysis.held_out_errors).max() < 1e-3
+    assert len(curves.held_out_table(analysis, runs)) == 9  # steps 100 … 500
+    predicted = curves.law_predictions(analysis.fit).set_index("step")
+    assert len(predicted) == 14 and {"stated", "micro-batch"} <= set(predicted.columns)
+    lr = rates(get_profile("report", reading="micro-batch"), 6350)
+    s1, s2 = areas(lr)
+    assert predicted.loc[6000, "micro-batch"] == pytest.approx(
+        law(LAW, s1[5999], s2[5999]), abs=1e-3)
+    values = curves.law_values(analysis)
+    assert values["law_missing"] == "nothing" and "law_micro_batch_band" in values
+
+
+def test_missing_runs_are_said_not_crashed(tmp_path):
+    runs = curves.read_runs({"stated": write_run(tmp_path / "a", get_profile("prefix")),
+                             "micro-batch": tmp_path / "never-trained"})
+    assert [r.name for r in runs] == ["stated"]
+    analysis = curves.analyse_law(runs, resamples=5)
+    assert analysis.check is None and "needs the micro-batch run" in analysis.missing
+    assert curves.held_out_table(analysis, runs).empty
