@@ -109,7 +109,7 @@ def loss_columns(runs: list[Run], claims: ReportClaims = REPORT) -> pd.DataFrame
 def rows_beside_runs(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                      claims: ReportClaims = REPORT) -> pd.DataFrame:
     """The report's rows ``steps``, each run's validation loss there (None where the run did
-    not reach the step) and the run minus the report."""
+    not reach the step) and the run minus the report (Δ)."""
     report = {r.step: r.loss for r in claims.progress}
     out = []
     for step in steps:
@@ -117,8 +117,8 @@ def rows_beside_runs(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
         for run in runs:
             rec = run.record_at(step)
             val = rec.get("val_loss") if rec else None
-            row[run.name] = val
-            row[f"{run.name} − report"] = None if val is None else val - report[step]
+            row[f"{run.name}: val loss"] = val
+            row[f"{run.name}: Δ loss"] = None if val is None else val - report[step]
         out.append(row)
     return pd.DataFrame(out)
 
@@ -206,29 +206,36 @@ def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
     return fig
 
 
-def law_predictions(fit: LawFit, readings: tuple[str, ...] = tuple(READINGS),
+def verdicts_markdown(runs: list[Run], **kwargs) -> str:
+    """``reading_verdicts`` as a Markdown list."""
+    return "\n".join("- " + sentence for sentence in reading_verdicts(runs, **kwargs))
+
+
+def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READINGS),
                     claims: ReportClaims = REPORT) -> pd.DataFrame:
     """The fitted law's loss at every report row under each reading of the report's schedule,
-    with its bootstrap band, beside the report's Loss."""
+    with its bootstrap band, beside the report's Loss (empty without a fit)."""
+    if fit is None:
+        return pd.DataFrame()
     steps = np.array([r.step for r in claims.progress])
     out = pd.DataFrame({"step": steps, "report Loss": [r.loss for r in claims.progress]})
     for name in readings:
         lr = rates(get_profile("report", reading=name), claims.steps)
         lo, hi = fit.band(lr, steps)
-        out[f"{name}"] = fit.predict(lr, steps)
-        out[f"{name} band"] = [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)]
+        out[f"{name}: loss"] = fit.predict(lr, steps)
+        out[f"{name}: band"] = [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)]
     return out
 
 
-def plot_law(fit: LawFit, curves: list[Curve], readings: tuple[str, ...] = tuple(READINGS),
-             claims: ReportClaims = REPORT):
+def plot_law(fit: LawFit | None, curves: list[Curve],
+             readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims = REPORT):
     """The law's predicted curve under each reading with its band, the fitted runs' points,
     and the report's rows as points, against the report's steps."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     steps = np.arange(10, claims.steps + 1, 10)
-    for name in readings:
+    for name in readings if fit is not None else ():
         lr = rates(get_profile("report", reading=name), claims.steps)
         lo, hi = fit.band(lr, steps)
         line, = ax.plot(steps, fit.predict(lr, steps), label=f"law, {name} reading")
@@ -277,7 +284,7 @@ class LawAnalysis:
 
 
 def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 100,
-                resamples: int = 300) -> LawAnalysis:
+                resamples: int = 200) -> LawAnalysis:
     """Fit the loss law to ``runs``; check it by refitting without ``held_out`` and predicting
     that run. Parts that the runs cannot support are left None and said in ``missing``."""
     from .loss_law import fit_law, held_out_errors
@@ -302,6 +309,30 @@ def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 
             missing.append(f"no held-out check: {e}")
     return LawAnalysis(fit, check, held_out if target is not None else None, errors,
                        "; ".join(missing))
+
+
+def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
+    """What the fit and its held-out check say, in sentences computed from them."""
+    values = law_values(analysis, claims)
+    parts = []
+    if "held_out_max_error" in values:
+        parts.append(
+            f"Fitted without the {analysis.held_out} run, the law predicts that run's "
+            f"validation loss at its {len(analysis.held_out_errors)} points from step "
+            f"{analysis.check.min_step} on to within {values['held_out_max_error']:.3f} nats "
+            f"(mean measured − predicted {values['held_out_mean_error']:+.3f}): a schedule "
+            "it never saw.")
+    if analysis.fit is not None:
+        preds = ", ".join(
+            f"{name} reading {values['law_' + name.replace('-', '_') + '_at_best']:.3f} "
+            f"(band {values['law_' + name.replace('-', '_') + '_band']})" for name in READINGS)
+        parts.append(
+            f"Fitted on every run, it puts the loss at the report's step "
+            f"{claims.best_val_step:,} at: {preds}; the report printed "
+            f"{claims.best_val_loss}.")
+    if analysis.missing:
+        parts.append(f"Not computed: {analysis.missing}.")
+    return " ".join(parts)
 
 
 def law_constants(analysis: LawAnalysis) -> pd.DataFrame:

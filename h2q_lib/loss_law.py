@@ -46,7 +46,7 @@ def areas(lr: np.ndarray, momentum: float = MOMENTUM) -> tuple[np.ndarray, np.nd
     S1[k] = Σ_{i≤k} η_i;  m_i = λ·m_{i−1} + max(η_{i−1} − η_i, 0);  S2[k] = Σ_{i≤k} m_i.
     """
     lr = np.asarray(lr, dtype=float)
-    drops = np.maximum(np.concatenate([[0.0], lr[:-1] - lr[1:]]), 0.0)
+    drops = np.maximum(np.concatenate([[0.0], lr[:-1] - lr[1:]]), 0.0)[: len(lr)]
     momentum_terms = np.empty_like(lr)
     m = 0.0
     for i, drop in enumerate(drops):

@@ -56,9 +56,10 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
 def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
     run = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix")))
     table = curves.rows_beside_runs([run]).set_index("step")
-    assert pd.isna(table.loc[1000, "stated"]) and pd.isna(table.loc[1000, "stated − report"])
-    assert table.loc[500, "stated − report"] == pytest.approx(
-        table.loc[500, "stated"] - 1.5178)
+    assert pd.isna(table.loc[1000, "stated: val loss"])
+    assert pd.isna(table.loc[1000, "stated: Δ loss"])
+    assert table.loc[500, "stated: Δ loss"] == pytest.approx(
+        table.loc[500, "stated: val loss"] - 1.5178)
 
 
 def test_loss_columns_show_the_three_candidates_for_the_reports_loss(tmp_path):
@@ -80,10 +81,11 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
     assert np.abs(analysis.held_out_errors).max() < 1e-3
     assert len(curves.held_out_table(analysis, runs)) == 9  # steps 100 … 500
     predicted = curves.law_predictions(analysis.fit).set_index("step")
-    assert len(predicted) == 14 and {"stated", "micro-batch"} <= set(predicted.columns)
+    assert len(predicted) == 14
+    assert {"stated: loss", "micro-batch: loss"} <= set(predicted.columns)
     lr = rates(get_profile("report", reading="micro-batch"), 6350)
     s1, s2 = areas(lr)
-    assert predicted.loc[6000, "micro-batch"] == pytest.approx(
+    assert predicted.loc[6000, "micro-batch: loss"] == pytest.approx(
         law(LAW, s1[5999], s2[5999]), abs=1e-3)
     values = curves.law_values(analysis)
     assert values["law_missing"] == "nothing" and "law_micro_batch_band" in values

@@ -28,6 +28,11 @@ def test_areas_are_the_summed_rate_and_the_decayed_sum_of_decreases():
     assert s2.tolist() == [0.0, 0.0, 0.0, 1.0, 2.0]
 
 
+def test_no_steps_have_no_areas():
+    s1, s2 = areas(np.array([]))
+    assert len(s1) == len(s2) == 0
+
+
 def test_a_constant_rate_has_no_annealing_area():
     s1, s2 = areas(np.full(10, 3e-4))
     assert s2.max() == 0.0 and s1[-1] == pytest.approx(3e-3)
