@@ -227,7 +227,7 @@ def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READIN
     return out
 
 
-def plot_law(fit: LawFit | None, curves: list[Curve],
+def plot_law(fit: LawFit | None, runs: list[Run],
              readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims = REPORT):
     """The law's predicted curve under each reading with its band, the fitted runs' points,
     and the report's rows as points, against the report's steps."""
@@ -240,7 +240,7 @@ def plot_law(fit: LawFit | None, curves: list[Curve],
         lo, hi = fit.band(lr, steps)
         line, = ax.plot(steps, fit.predict(lr, steps), label=f"law, {name} reading")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
-    for curve in curves:
+    for curve in (run.curve() for run in runs):
         ax.scatter(curve.steps, curve.losses, s=10, label=f"{curve.name} (measured)")
     ax.scatter([r.step for r in claims.progress], [r.loss for r in claims.progress],
                color="black", zorder=5, label="report's Loss column")
