@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .runs import atomic_write, shown
+from .runs import atomic_write, dumps, shown
 
 FORMAT = "h2q-checkpoint-2"
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
@@ -63,7 +63,7 @@ def save_training(path: str | os.PathLike, model, optimizer, scaler, meta: dict)
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "torch_rng": torch.get_rng_state(),
-        "meta_json": json.dumps(meta),
+        "meta_json": dumps(meta),
     }
     if torch.cuda.is_available():
         payload["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -145,7 +145,7 @@ def restore(payload: dict, model, optimizer=None, scaler=None) -> dict:
 
 
 def step_checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """``step_*.pt`` files in ``folder``, newest step first."""
+    """``step_*.pt`` entries in ``folder``, newest step first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -154,15 +154,31 @@ def step_checkpoints(folder: str | os.PathLike) -> list[Path]:
 
 
 def latest_training(folder: str | os.PathLike,
-                    announce: Callable[[str], None] | None = None) -> tuple[Path, dict] | None:
-    """``(path, payload)`` of the newest step checkpoint that verifies; broken ones are skipped
-    (and announced by name). None when there is none."""
+                    announce: Callable[[str], None] | None = None,
+                    accept: Callable[[dict], str | None] | None = None
+                    ) -> tuple[Path, dict] | None:
+    """``(path, payload)`` of the newest step checkpoint that verifies and belongs; others
+    are skipped (and announced by name). None when there is none.
+
+    A checkpoint belongs when the step it holds is the one its name says and ``accept(meta)``
+    (the run's own check, e.g. of the recipe) gives no reason to refuse it.
+    """
     for path in step_checkpoints(folder):
         try:
-            return path, read_training(path)
+            payload = read_training(path)
         except CheckpointError as e:
             if announce:
                 announce(f"{e}; falling back to the previous checkpoint")
+            continue
+        named = int(STEP_FILE.match(path.name).group(1))
+        held = payload["meta"].get("step")
+        why = (f"holds step {held!r}, not step {named} as its name says" if held != named
+               else accept(payload["meta"]) if accept else None)
+        if why is None:
+            return path, payload
+        if announce:
+            announce(f"checkpoint {shown(path)} {why}: skipped, falling back to the previous "
+                     "checkpoint")
     return None
 
 
@@ -172,7 +188,7 @@ def save_weights(path: str | os.PathLike, model, meta: dict) -> None:
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
                if k != "lm_head.weight"}
-    meta_json = json.dumps(meta)
+    meta_json = dumps(meta)
     header = {"format": FORMAT, "meta": meta_json,
               "sha256": digest({"tensors": tensors, "meta": meta_json})}
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), header))

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", default=None, help="run folder (default runs/<profile>)")
     t.add_argument("--extend", action="store_true",
                    help="let a run continue to a larger --steps (its recipe otherwise equal)")
+    t.add_argument("--restart", action="store_true",
+                   help="start the run over: first remove what h2q wrote in --run-dir")
     _add_config_flags(t)
 
     p = sub.add_parser("pipeline", help="run notebooks 01-05 with papermill, then build the book")
@@ -108,12 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from .train import train
+            from .hardware import pick_device
+            from .runs import restart_run_folder
+            from .train import check_bounds, train
 
             recipe, runtime = split_overrides(overrides_from_args(args))
             cfg = get_profile(args.profile, **recipe)
-            summary = train(cfg, args.run_dir or f"runs/{args.profile}",
-                            RuntimeConfig(**runtime), extend=args.extend)
+            runtime = RuntimeConfig(**runtime).validate()
+            run_dir = args.run_dir or f"runs/{args.profile}"
+            if args.restart:  # only once every value is known to be good
+                check_bounds(cfg, runtime, pick_device(runtime.device))
+                restart_run_folder(run_dir)
+            summary = train(cfg, run_dir, runtime, extend=args.extend)
             if summary:
                 print({k: summary[k] for k in ("steps", "best_val_loss", "mean_tokens_per_s",
                                                "precision")})
@@ -140,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                              data_dir=args.data_dir, out=args.out)
     except H2QError as e:
         print(f"h2q: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:  # Ctrl-C outside training (training stops on its own)
+        print("h2q: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -159,6 +159,17 @@ def peak_rss_gb() -> float | None:
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
 
 
+def total_memory_bytes(device: str) -> int | None:
+    """The memory a run on ``device`` can use at most: the GPU's on CUDA, else the machine's
+    RAM (None where it cannot be read)."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def machine_description() -> dict:
     """What a result was measured on: processor, cores, torch threads and CPU capability."""
     model = platform.processor() or platform.machine()

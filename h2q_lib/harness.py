@@ -72,6 +72,22 @@ def _batch_size(value: object) -> int:
     return number
 
 
+def _whole(name: str, value: object, least: int) -> int:
+    """An integer model_arg (given as text by lm-eval) of at least ``least``, or one line."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number < least or number >= 2**63:
+        raise ConfigError(name, value, f"an integer from {least} to 2**63 - 1")
+    return number
+
+
+# what --model_args may set (model=, tokenizer= and context= are for Python callers)
+MODEL_ARGS = ("checkpoint", "device", "precision", "batch_size", "max_batch_size",
+              "max_gen_toks", "seed")
+
+
 class H2QLM(TemplateLM):
     """lm-eval's model interface over a project checkpoint (or a GPT-2).
 
@@ -95,6 +111,8 @@ class H2QLM(TemplateLM):
         context: int | None = None,
     ):
         super().__init__()
+        _whole("max_gen_toks", max_gen_toks, 1)  # bad values fail before the model loads
+        _whole("seed", seed, 0)
         device = as_device(pick_device("auto") if device in (None, "auto") else device)
         if device.type not in available_devices():
             raise ConfigError("device", str(device),
@@ -114,8 +132,8 @@ class H2QLM(TemplateLM):
         self.h2q_tokenizer = tokenizer
         self._device = device
         self._max_length = int(context)
-        self._max_gen_toks = int(max_gen_toks)
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self._max_gen_toks = _whole("max_gen_toks", max_gen_toks, 1)
+        self.generator = torch.Generator().manual_seed(_whole("seed", seed, 0))
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None
@@ -128,6 +146,10 @@ class H2QLM(TemplateLM):
         model_args win. Like lm-eval's ``hf`` model, its ``cuda:0`` default falls back to
         the project's own pick (``auto``) on a machine without CUDA.
         """
+        unknown = sorted(set(arg_dict) - set(MODEL_ARGS))
+        if unknown:
+            raise ConfigError("model_args", ",".join(unknown),
+                              "keys among " + ", ".join(MODEL_ARGS))
         extra = {k: v for k, v in (additional_config or {}).items()
                  if v is not None and k not in arg_dict}
         if "device" in extra and torch.device(extra["device"]).type not in available_devices():
@@ -346,13 +368,36 @@ def write_wikitext_task(
     return path
 
 
+def _with_device(argv: list[str]) -> list[str]:
+    """``argv`` with ``--device`` set to where the ``h2q`` model runs, when not given, so that
+    lm-eval's results record the device truthfully (not its ``cuda:0`` default)."""
+    joined = " ".join(argv)
+    if "--device" in argv or "--device=" in joined or not any(
+            a in ("h2q", "--model=h2q") for a in argv):
+        return argv
+    import re
+
+    asked = re.search(r"(?:^|[\s,])device=([^,\s]+)", joined)
+    device = asked.group(1) if asked and asked.group(1) != "auto" else pick_device("auto")
+    return [*argv, "--device", device]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """lm-eval's command line with the ``h2q`` model registered (``lm_eval --help``)."""
+    """lm-eval's command line with the ``h2q`` model registered (``lm_eval --help``).
+
+    A bad ``--model_args`` value (or a checkpoint that cannot be used) ends with one line
+    naming it and exit status 2, as ``h2q`` does.
+    """
     from lm_eval.__main__ import cli_evaluate
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    from .errors import H2QError
+
+    sys.argv = [sys.argv[0], *_with_device(sys.argv[1:] if argv is None else list(argv))]
+    try:
+        cli_evaluate()
+    except H2QError as e:
+        print(f"h2q_lib.harness: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

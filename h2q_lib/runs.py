@@ -21,8 +21,10 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
-import shutil
+import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +73,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     ``RunFolderError("no space left on <path>")`` and the temporary file is removed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise RunFolderError(f"{shown(path)} is a folder where h2q writes a file; move it "
+                             "away and run again")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
@@ -123,8 +128,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def strict(obj: object) -> object:
+    """``obj`` with every non-finite float (inf, nan) as None: strict JSON has no Infinity."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def dumps(obj: object, indent: int | None = None) -> str:
+    """Strict JSON (non-finite numbers written as null), as every file of a run holds."""
+    return json.dumps(strict(obj), indent=indent, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: object) -> None:
-    write_text(path, json.dumps(obj, indent=1) + "\n")
+    write_text(path, dumps(obj, indent=1) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> dict | None:
@@ -163,7 +184,10 @@ def read_jsonl(path: str | os.PathLike, announce: Callable[[str], None] | None =
 
 def append_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
     """Append ``records``; on a full disk the file is cut back to its old end (no torn line)."""
-    text = "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+    if Path(path).is_dir():
+        raise RunFolderError(f"{shown(path)} is a folder where h2q writes a file; move it "
+                             "away and run again")
+    text = "".join(dumps(r) + "\n" for r in records).encode("utf-8")
     with open(path, "ab", buffering=0) as f:
         end = os.fstat(f.fileno()).st_size
         try:
@@ -187,7 +211,7 @@ def truncate_jsonl(path: str | os.PathLike, after_step: int,
         return
     keep = [r for r in read_jsonl(p, announce) if isinstance(r.get("step"), int)
             and r["step"] <= after_step]
-    write_text(p, "".join(json.dumps(r) + "\n" for r in keep))
+    write_text(p, "".join(dumps(r) + "\n" for r in keep))
 
 
 # --- the folder ------------------------------------------------------------------------------
@@ -215,36 +239,91 @@ def prepare_run_folder(run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
-def restart_run_folder(run_dir: str | os.PathLike) -> None:
+# What the project writes inside a run folder's subfolders, by name (``restart`` removes
+# these and nothing else; a file of the user's stays and is named).
+OWN_FILES = {
+    "checkpoints": re.compile(r"^(step_\d+\.pt|best\.pt)$"),
+    "token_cache": re.compile(r"^wikitext-[\w.-]+\.(train|validation|test)\.[\w-]+\.(bin|json)$"),
+}
+# ``atomic_write``'s temporaries: ``.<name>.<8 random characters>.tmp``
+TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def _refuse_symlink(run_dir: Path, what: str) -> None:
+    if run_dir.is_symlink():
+        raise RunFolderError(
+            f"{what}: {shown(run_dir)!r} is a symbolic link; give the folder it points to "
+            f"({os.readlink(run_dir)!r}) instead")
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries a killed writer left (``.<name>.<random>.tmp`` files in the run
+    folder, ``checkpoints/`` and ``token_cache/``). Call it holding the lock: no writer of
+    this folder is alive then. Returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "token_cache"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def restart_run_folder(run_dir: str | os.PathLike,
+                       announce: Callable[[str], None] | None = print) -> list[Path]:
     """Remove what the project wrote in ``run_dir``; refuse a folder the project did not make.
 
-    Only a folder with the ``.h2q-run`` marker is touched, and only its known entries
-    (``RUN_ENTRIES``) are removed: a file of the user's in it stays.
+    Only a folder with the ``.h2q-run`` marker is touched (a symbolic link to one is refused),
+    and only its known entries (``RUN_ENTRIES``; inside ``checkpoints/`` and ``token_cache/``
+    only the files the project names, ``OWN_FILES``, and temporaries): a file of the user's
+    stays, with its folder, and is named. Returns the files kept.
     """
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        return
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return []
+    _refuse_symlink(run_dir, "restart")
     if not run_dir.is_dir():
         raise RunFolderError(f"restart: {shown(run_dir)!r} is a file, not a run folder")
     if not is_run_folder(run_dir):
         if not any(run_dir.iterdir()):
-            return
+            return []
         raise RunFolderError(
             f"restart: {shown(run_dir)!r} is not a run folder made by h2q (no {MARKER} "
             "marker), so nothing in it was deleted; pick an empty or new folder")
+    kept: list[Path] = []
     with RunLock(run_dir):
         for name in RUN_ENTRIES:
             entry = run_dir / name
             if name == LOCK:
                 continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
+            if name in OWN_FILES and entry.is_dir() and not entry.is_symlink():
+                for inner in entry.iterdir():
+                    ours = OWN_FILES[name].match(inner.name) or TEMPORARY.match(inner.name)
+                    if ours and (inner.is_file() or inner.is_symlink()):
+                        inner.unlink()
+                    else:
+                        kept.append(inner)
+                if not any(entry.iterdir()):
+                    entry.rmdir()
+            elif entry.is_dir() and not entry.is_symlink():
+                kept.append(entry)  # a folder where h2q writes a file: the user's
             elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+        for entry in run_dir.iterdir():
+            if TEMPORARY.match(entry.name) and entry.is_file():
                 entry.unlink()
     with contextlib.suppress(OSError):
         (run_dir / LOCK).unlink()
     if not any(run_dir.iterdir()):
         run_dir.rmdir()
+    if kept and announce:
+        announce(f"restart: kept {len(kept)} file(s) that h2q did not write: "
+                 + ", ".join(shown(p) for p in sorted(kept)))
+    return kept
 
 
 class RunLock:
@@ -252,17 +331,36 @@ class RunLock:
 
     A second writer fails at once with one line naming the holder's process id. The lock
     belongs to an open file, so the system releases it when its process dies: a stale
-    ``.lock`` file of a dead process is simply taken over.
+    ``.lock`` file of a dead process is simply taken over. ``.lock`` is opened without
+    following a symbolic link and must be a regular file: a link aimed at another file, a
+    folder or a file that cannot be opened for writing is refused in one line, untouched.
     """
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir) / LOCK
         self._fd: int | None = None
 
+    def _refuse(self, why: str) -> RunFolderError:
+        return RunFolderError(f"{shown(self.path)} {why}, so the run folder cannot be locked; "
+                              "remove it and run again")
+
     def __enter__(self) -> RunLock:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self.path.is_symlink():
+            raise self._refuse("is a symbolic link")
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise self._refuse("is a symbolic link") from None
+            if e.errno == errno.EISDIR or self.path.is_dir():
+                raise self._refuse("is a folder, not a file") from None
+            raise self._refuse(f"cannot be opened for writing ({e.strerror or e})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._refuse("is not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -70,6 +71,7 @@ _HUB_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)?")
 def _checkpoint_kind(path: str | os.PathLike) -> str:
     """``h2q`` (a checkpoint file), ``gpt2`` (a GPT-2 folder) or ``hub`` (a hub name)."""
     p = Path(path)
+    _refuse_unfinished_run(p)
     if p.is_dir() and (p / "config.json").is_file():
         return "gpt2"
     if p.suffix in (".safetensors", ".pt") and not p.is_dir():
@@ -80,6 +82,33 @@ def _checkpoint_kind(path: str | os.PathLike) -> str:
         return "hub"
     raise ConfigError("checkpoint", os.fspath(path), "a .safetensors or .pt checkpoint, a "
                       "GPT-2 folder with config.json, or a GPT-2 name on the Hugging Face hub")
+
+
+def _refuse_unfinished_run(p: Path) -> None:
+    """A run folder (its ``.h2q-run`` marker) is scored by its final weights only."""
+    if p.is_dir() and (p / ".h2q-run").is_file() \
+            and not (p / "final_model.safetensors").is_file():
+        raise CheckpointError(f"run folder {os.fspath(p)} has no final weights "
+                              "(final_model.safetensors): train the run to its end first")
+
+
+def gpt2_context(folder: Path, shown: str) -> int:
+    """``n_positions`` of a GPT-2 folder's config.json (GPT-2's 1024 when it is not given);
+    one ``CheckpointError`` when the file is not a JSON object or the value not a positive
+    integer."""
+    where = f"{shown}/config.json"
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"GPT-2 folder {shown}: config.json is not readable JSON "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"GPT-2 folder {shown}: {where} holds a "
+                              f"{type(config).__name__}, not a JSON object")
+    context = config.get("n_positions", GPT2_CONTEXT)
+    if isinstance(context, bool) or not isinstance(context, int) or context < 1:
+        raise ConfigError(f"{where}: n_positions", context, "a positive integer")
+    return context
 
 
 def _hub_snapshot(name: str) -> Path:
@@ -116,12 +145,13 @@ def _safetensors_header(path: Path) -> dict:
         raise CheckpointError(f"weights file {os.fspath(path)} cannot be read: {first}") from None
 
 
-def checkpoint_identity(path: str | os.PathLike) -> dict:
+def checkpoint_identity(path: str | os.PathLike, verify: bool = False) -> dict:
     """``{"kind", "weights_sha256", "context"}`` of a checkpoint, cheaply where possible.
 
     A ``.safetensors`` file: the checksum its header carries (``checkpoint.save_weights``
-    writes it over every tensor and the metadata; loading verifies it) and
-    ``model_args["block_size"]`` from its metadata, without reading the tensors. A ``.pt``
+    writes it over every tensor and the metadata) and ``model_args["block_size"]`` from its
+    metadata, without reading the tensors unless ``verify``: then the checksum is recomputed
+    (a stored result is reused only for weights that verify), and ``meta`` is added. A ``.pt``
     checkpoint: the file's sha256, the context from its metadata. A GPT-2 folder: sha256
     over its ``*.safetensors`` files, the context ``n_positions`` of its config.json; a
     GPT-2 name on the hub: the same of its snapshot in the Hugging Face cache (``folder``).
@@ -134,24 +164,28 @@ def checkpoint_identity(path: str | os.PathLike) -> dict:
         for weights in sorted(p.glob("*.safetensors")):
             h.update(weights.name.encode() + b"\0")
             file_sha256(weights, h)
-        config = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        context = int(config.get("n_positions", GPT2_CONTEXT))
+        context = gpt2_context(p, os.fspath(path))
         return {"kind": "gpt2", "weights_sha256": h.hexdigest(), "context": context,
                 "folder": str(p)}
     if p.suffix == ".safetensors":
         header = _safetensors_header(p)
         try:
-            context = int(json.loads(header["meta"])["model_args"]["block_size"])
+            meta = json.loads(header["meta"])
+            context = int(meta["model_args"]["block_size"])
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{os.fspath(path)} has no model_args.block_size in its "
                                   "metadata: it was not written by h2q") from None
+        if verify:
+            from .checkpoint import load_weights
+
+            load_weights(p)  # recomputes the checksum over every tensor: names corruption
         sha = header.get("sha256") or file_sha256(p)
-        return {"kind": kind, "weights_sha256": sha, "context": context}
+        return {"kind": kind, "weights_sha256": sha, "context": context, "meta": meta}
     from .checkpoint import load_weights
 
     _, meta = load_weights(p)
     return {"kind": kind, "weights_sha256": file_sha256(p),
-            "context": int(meta["model_args"]["block_size"])}
+            "context": int(meta["model_args"]["block_size"]), "meta": meta}
 
 
 def load_scoring_model(path: str | os.PathLike, device: str | torch.device = "cpu"
@@ -256,6 +290,56 @@ def evaluate_checkpoint(
 
 # --- stored evaluations ---------------------------------------------------------------------
 
+COUNTS = ("tokens", "characters", "utf8_bytes", "whitespace_words", "wikitext_words",
+          "documents")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def result_problem(result: object, complete: bool = True) -> str | None:
+    """None when a stored ``result`` is sound, else what is wrong with it (one phrase).
+
+    Sound: metrics that are numbers (null stands for an infinite one) and, where the counts
+    are stored (always, when ``complete``), exactly the metrics ``metrics.summarize`` gives
+    for its summed NLL and counts: an edited number no longer agrees with the others.
+    """
+    from . import metrics as metrics_mod
+    from .runs import strict
+
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        return "has no metrics"
+    stored = result["metrics"]
+    if not all(v is None or _number(v) for v in stored.values()):
+        return "has a metric that is not a number"
+    if not complete and not any(k in result for k in ("nll_sum", *COUNTS)):
+        return None
+    if not _number(result.get("nll_sum")) or not all(
+            isinstance(result.get(k), int) and not isinstance(result.get(k), bool)
+            and result[k] > 0 for k in COUNTS):
+        return "lacks its summed NLL or counts"
+    try:
+        derived = strict(metrics_mod.summarize(
+            result["nll_sum"], *(result[k] for k in COUNTS[:-1])))
+    except (ValueError, ZeroDivisionError):
+        return "has counts that give no metrics"
+    if stored != derived:
+        return "has metrics that do not follow from its summed NLL and counts (edited?)"
+    return None
+
+
+def entry_problem(entry: object, key: dict) -> str | None:
+    """None when a stored entry may be reused for ``key``, else why not (one phrase)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), dict):
+        return "is not an entry of h2q's"
+    if entry["key"] != key:
+        changed = sorted(k for k in set(key) | set(entry["key"])
+                         if entry["key"].get(k) != key.get(k))
+        return "was scored with a different " + ", ".join(changed)
+    return result_problem(entry.get("result"))
+
 
 def evaluate_to_file(
     checkpoint: str | os.PathLike,
@@ -273,9 +357,11 @@ def evaluate_to_file(
     """Score ``checkpoint`` into the JSON file ``out``, ``{protocol: {split: entry}}``.
 
     An entry is ``{"key", "result", ...}``; a stored entry is reused, not rescored, only
-    when its ``key`` equals this call's: the weights' sha256, the protocol, split,
-    max_documents, context and precision, the data's sha256 and
-    ``provenance.library_fingerprint(EVAL_MODULES)``. Each new entry is written at once,
+    when the weights verify (their checksum recomputed), its ``key`` equals this call's
+    (the weights' sha256, the protocol, split, max_documents, context and precision, the
+    data's sha256 and ``provenance.library_fingerprint(EVAL_MODULES)``) and its result is
+    sound (``result_problem``); otherwise it is scored again and the reason said. Each new
+    entry is written at once,
     atomically (``runs.write_json``). Returns the file's content.
     """
     from .provenance import library_fingerprint
@@ -291,7 +377,7 @@ def evaluate_to_file(
     say = announce or (lambda _message: None)
     device = as_device(device)
     choice = resolve_precision(device, precision)
-    identity = checkpoint_identity(checkpoint)
+    identity = checkpoint_identity(checkpoint, verify=True)  # corrupt weights: named here
     fingerprint = library_fingerprint(EVAL_MODULES)
     stored = read_json(out) or {}
     scoring = None
@@ -304,9 +390,13 @@ def evaluate_to_file(
                    "data_sha256": split.sha256(), "library_fingerprint": fingerprint}
             entry = stored.get(protocol, {}).get(name) if isinstance(
                 stored.get(protocol), dict) else None
-            if isinstance(entry, dict) and entry.get("key") == key:
-                say(f"{protocol} {name}: stored result reused (same weights, settings and code)")
+            why = None if entry is None else entry_problem(entry, key)
+            if entry is not None and why is None:
+                say(f"{protocol} {name}: stored result reused (verified weights, same "
+                    "settings and code)")
                 continue
+            if why is not None:
+                say(f"{protocol} {name}: the stored result {why}: scoring again")
             scoring = scoring or load_scoring_model(checkpoint, device)
             started = time.perf_counter()
             result = score_split(scoring, split, protocol, batch_size, device, precision,
@@ -335,6 +425,7 @@ def evaluate_run(
     precision: str = "auto",
     batch_size: int = 8,
     announce: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Score ``<run_dir>/final_model.safetensors`` into ``<run_dir>/evaluation.json``.
 
@@ -349,10 +440,35 @@ def evaluate_run(
             (announce or print)(f"{os.fspath(run_dir)} keeps no weights (a committed run "
                                 "folder): its stored evaluation.json is shown, as scored")
             return kept
-        raise CheckpointError(f"{os.fspath(run_dir)} has no final_model.safetensors: train "
-                              "the run to its end first")
+        raise CheckpointError(f"run folder {os.fspath(run_dir)} has no final weights "
+                              "(final_model.safetensors): train the run to its end first")
+    _check_run_weights(run_dir, weights)
     return evaluate_to_file(weights, run_dir / "evaluation.json", protocols, splits,
-                            max_documents, data_dir, device, precision, batch_size, announce)
+                            max_documents, data_dir, device, precision, batch_size, announce,
+                            progress)
+
+
+def _check_run_weights(run_dir: Path, weights: Path) -> None:
+    """The run's final weights must be of the run's recipe and last step (``config.json``)."""
+    from .profiles import TrainConfig
+    from .runs import read_json
+    from .train import written_by
+
+    config = read_json(run_dir / "config.json")
+    if config is None:
+        return
+    try:
+        meta = json.loads(_safetensors_header(weights)["meta"])
+        cfg = TrainConfig.from_dict(config, "config.json")
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError):
+        raise CheckpointError(f"{os.fspath(weights)} or the run's config.json cannot be "
+                              "read as h2q wrote them") from None
+    why = written_by(meta, cfg)
+    if why is None and meta.get("step") != cfg.steps:
+        why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
+    if why is not None:
+        raise CheckpointError(f"{os.fspath(weights)} {why}: it is not this run's final model; "
+                              "nothing was scored: put the run's own weights back")
 
 
 def stored_without_weights(run_dir: str | os.PathLike, protocols: Sequence[str] = PROTOCOLS,
@@ -377,8 +493,7 @@ def stored_without_weights(run_dir: str | os.PathLike, protocols: Sequence[str] 
                 stored.get(protocol), dict) else None
             if not isinstance(entry, dict) or not isinstance(entry.get("key"), dict) \
                     or entry["key"].get("max_documents") != max_documents \
-                    or not isinstance(entry.get("result"), dict) \
-                    or not isinstance(entry["result"].get("metrics"), dict):
+                    or result_problem(entry.get("result"), complete=False) is not None:
                 return None
     return stored
 
@@ -403,7 +518,7 @@ def _resolve_checkpoint(checkpoint: str) -> tuple[Path, Path | None]:
     """``(weights, run_dir)``: a run folder means its final_model.safetensors; a GPT-2
     folder or hub name stands as it is."""
     p = Path(checkpoint)
-    if p.is_dir() and (p / "final_model.safetensors").is_file():
+    if p.is_dir() and ((p / "final_model.safetensors").is_file() or (p / ".h2q-run").is_file()):
         return p / "final_model.safetensors", p
     if (p.is_dir() and (p / "config.json").is_file()) or (
             p.is_file() and p.suffix in (".safetensors", ".pt")):
@@ -432,9 +547,16 @@ def format_table(stored: dict, protocols: Sequence[str], splits: Sequence[str]) 
                 continue
             r = entry["result"]
             m = r["metrics"]
-            lines.append(f"{protocol:<9}{split:<11}{r['documents']:>6}{r['tokens']:>12,}"
-                         f"{m['bits_per_byte']:>11.4f}{m['byte_perplexity']:>11.4g}"
-                         f"{m['word_perplexity']:>12.5g}{m['token_perplexity']:>12.5g}")
+
+            def cell(value, width: int, spec: str) -> str:
+                return f"{value:>{width}{spec}}" if _number(value) else f"{'-':>{width}}"
+
+            lines.append(f"{protocol:<9}{split:<11}{cell(r.get('documents'), 6, '')}"
+                         f"{cell(r.get('tokens'), 12, ',')}"
+                         f"{cell(m.get('bits_per_byte'), 11, '.4f')}"
+                         f"{cell(m.get('byte_perplexity'), 11, '.4g')}"
+                         f"{cell(m.get('word_perplexity'), 12, '.5g')}"
+                         f"{cell(m.get('token_perplexity'), 12, '.5g')}")
     return "\n".join(lines)
 
 
@@ -479,8 +601,14 @@ def evaluate_command(
     check_writable(out_path, "--out")
     print(f"h2q evaluate: {weights} (protocol {protocol}; {choice.precision} on {device}: "
           f"{choice.reason})")
-    stored = evaluate_to_file(weights, out_path, (protocol,), splits, max_docs, data_dir,
-                              device, precision, batch, announce=print, progress=True)
+    if run_dir is not None and out is None:
+        stored = evaluate_run(run_dir, (protocol,), splits, max_docs, data_dir, device,
+                              precision, batch, announce=print, progress=True)
+    else:
+        if run_dir is not None:
+            _check_run_weights(run_dir, weights)
+        stored = evaluate_to_file(weights, out_path, (protocol,), splits, max_docs, data_dir,
+                                  device, precision, batch, announce=print, progress=True)
     print(format_table(stored, (protocol,), splits))
     print(f"wrote {out_path}")
     return stored

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Split, report_lines
-from .runs import atomic_write, file_sha256, read_json, write_json
+from .runs import RunFolderError, atomic_write, file_sha256, read_json, shown, write_json
 from .tokenizers import Tokenizer, smallest_uint_dtype
 
 
@@ -113,6 +113,9 @@ def cached_tokens(
     unreadable. Both files are written atomically.
     """
     cache_dir = Path(cache_dir)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise RunFolderError(f"token cache folder {shown(cache_dir)} is a file; move it away "
+                             "and run again")
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = f"{split.config}.{split.name}.{tokenizer.name}"
     bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"

@@ -18,9 +18,15 @@ file is written, and the last good checkpoint and ``best.pt`` stay as they were.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +37,16 @@ import torch.distributed as dist
 from . import checkpoint as ckpt
 from . import runs
 from .data import load_split, report_text
-from .errors import ConfigError, TrainingDivergedError
-from .hardware import autocast, choose_precision, machine_description, peak_rss_gb, pick_device
+from .errors import ConfigError, H2QError, TrainingDivergedError
+from .hardware import (
+    PrecisionChoice,
+    autocast,
+    choose_precision,
+    machine_description,
+    peak_rss_gb,
+    pick_device,
+    total_memory_bytes,
+)
 from .metrics import safe_exp
 from .model import GPT, count_parameters
 from .profiles import RuntimeConfig, TrainConfig
@@ -139,15 +153,61 @@ def build_optimizer(model: GPT, cfg: TrainConfig, device: str) -> torch.optim.Ad
     )
 
 
+def recipe_sha256(recipe: TrainConfig | dict) -> str:
+    """The recipe's identity: sha256 of every field but ``steps``, with the schedule's length
+    resolved (``schedule_length``).
+
+    ``steps`` says how far a run trains, not what its steps compute, and ``--extend`` raises
+    it; the weights of step k depend on everything else. Checkpoints and final weights carry
+    it; those of older versions are checked by the recipe in their metadata.
+    """
+    cfg = recipe if isinstance(recipe, TrainConfig) else TrainConfig.from_dict(recipe)
+    fields_ = {**cfg.to_dict(), "schedule_steps": cfg.schedule_length}
+    del fields_["steps"]
+    return hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()
+
+
+def written_by(meta: dict, cfg: TrainConfig) -> str | None:
+    """None when a checkpoint's or weights file's ``meta`` is of the recipe ``cfg``, else why
+    not (one phrase)."""
+    try:
+        theirs = TrainConfig.from_dict(meta["recipe"])
+    except (KeyError, TypeError, ValueError):
+        return "carries no readable recipe"
+    if recipe_sha256(theirs) == recipe_sha256(cfg):
+        return None
+    diff = {k: v for k, v in recipe_differences(theirs, cfg).items() if k != "steps"}
+    listing = ", ".join(f"{k} {old!r} where the run has {new!r}" for k, (old, new) in diff.items())
+    return f"was written by a different recipe ({listing})"
+
+
+RESTART_HINT = "h2q train --restart (the notebooks' restart parameter)"
+
+
 def recipe_differences(stored: TrainConfig, asked: TrainConfig) -> dict[str, tuple]:
     """``{field: (stored value, asked value)}`` for every recipe field that differs."""
     a, b = stored.to_dict(), asked.to_dict()
     return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
+def extended_recipe(stored: TrainConfig, asked: TrainConfig) -> TrainConfig:
+    """``asked`` for ``--extend``: a schedule left unset keeps the run's own length.
+
+    Without it the cosine would be stretched to the new ``steps`` and restart its decay
+    mid-run, and ``config.json`` would no longer reproduce the steps already trained.
+    """
+    if asked.schedule_steps is None and (asked.steps != stored.steps
+                                         or stored.schedule_steps is not None):
+        return dataclasses.replace(asked, schedule_steps=stored.schedule_length)
+    return asked
+
+
 def check_same_recipe(run_dir: Path, stored: TrainConfig, asked: TrainConfig,
                       extend: bool) -> None:
-    """Refuse to resume a run with a different recipe; ``extend`` allows more ``steps`` only."""
+    """Refuse to resume a run with a different recipe; ``extend`` allows more ``steps`` only
+    (``schedule_steps`` may then name the length the schedule had: ``extended_recipe``)."""
+    if extend and stored.schedule_steps is None and asked.schedule_steps == stored.steps:
+        stored = dataclasses.replace(stored, schedule_steps=stored.steps)
     diff = recipe_differences(stored, asked)
     if not diff or (extend and set(diff) == {"steps"} and asked.steps > stored.steps):
         return
@@ -156,7 +216,8 @@ def check_same_recipe(run_dir: Path, stored: TrainConfig, asked: TrainConfig,
             "(h2q train --extend)" if "steps" in diff and len(diff) == 1 else "")
     raise runs.RunFolderError(
         f"run_dir {runs.shown(run_dir)!r} holds a run with a different recipe ({listing}); "
-        f"use a new run_dir, or restart, to train the new recipe{hint}")
+        f"use a new run_dir, or start over with {RESTART_HINT}, to train the new "
+        f"recipe{hint}")
 
 
 @dataclass
@@ -218,6 +279,113 @@ def _diverged(what: str, value: float, step: int, run_dir: Path) -> TrainingDive
         "(lower lr, or check the data)")
 
 
+# --- up-front checks, the run's precision, interrupts ----------------------------------------
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds, and the samples' seed * 1000 + ..., fit
+THREADS_MAX = 4096
+# what a parameter costs in training: fp32 weights, gradients and AdamW's two moments
+BYTES_PER_PARAMETER = 16
+LARGEST_VOCAB = 50_304  # GPT-2's, padded: no tokenizer of the project has more
+
+
+def check_bounds(cfg: TrainConfig, runtime: RuntimeConfig, device: str) -> None:
+    """Values that pass their type but cannot run here, refused in one line before anything
+    is made: seeds beyond 2**32 - 1, absurd thread counts, a model or batch that cannot fit
+    in the device's memory."""
+    if cfg.seed > SEED_MAX:
+        raise ConfigError("seed", cfg.seed, f"an integer from 0 to {SEED_MAX}")
+    if runtime.threads and not 0 <= runtime.threads <= THREADS_MAX:
+        raise ConfigError("threads", runtime.threads,
+                          f"0 (torch's default) or an integer up to {THREADS_MAX}")
+    memory = total_memory_bytes(device)
+    if memory is None:
+        return
+    params = count_parameters(cfg.model_config(LARGEST_VOCAB))
+    # activations: a low estimate (attention scores and the logits), enough to catch the absurd
+    activations = 4 * cfg.batch_size * cfg.block_size * (
+        cfg.n_layer * (cfg.n_head * cfg.block_size + 16 * cfg.n_embd) + LARGEST_VOCAB)
+    need = params * BYTES_PER_PARAMETER + activations
+    if need > memory:
+        # name the size furthest above the report's recipe
+        default = TrainConfig()
+        sizes = ("n_embd", "n_ff", "n_layer", "n_head", "block_size", "batch_size")
+        name = max(sizes, key=lambda n: getattr(cfg, n) / getattr(default, n))
+        raise ConfigError(name, getattr(cfg, name),
+                          f"a model and batch that fit in {device} memory (these need about "
+                          f"{need / 1e9:.3g} GB; this machine has {memory / 1e9:.3g} GB)")
+
+
+def run_precision(device: str, asked: str, meta: dict | None,
+                  say: Callable[[str], None]) -> PrecisionChoice:
+    """The precision of this session: the run's own on resume (``meta`` of its latest
+    checkpoint) unless another is asked for by name, else the hardware rule.
+
+    ``auto`` measures the machine, and a busy machine measures differently; a run resumed
+    with ``auto`` keeps the precision it trained in, so that it goes on as it began.
+    """
+    kept = (meta or {}).get("precision")
+    if asked == "auto" and kept is not None and (kept, device) != ("fp16", "cpu") \
+            and meta.get("device") in (device, None):
+        return PrecisionChoice(kept, f"kept from the run's checkpoint at step {meta['step']} "
+                               "(precision auto on resume keeps the run's own; ask for one "
+                               "by name to change it)")
+    choice = choose_precision(device, asked)
+    if kept is not None and kept != choice.precision:
+        say(f"precision changes from the run's {kept} to {choice.precision} from step "
+            f"{meta['step']} on: a new session, recorded in the checkpoints and summary")
+    return choice
+
+
+class Interrupted(H2QError):
+    """The run was stopped by SIGINT or SIGTERM; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class _StopRequests:
+    """SIGINT and SIGTERM while training: remembered, acted on at the next step boundary.
+
+    Before the loop (data, model) a signal stops at once; in the loop the step finishes, a
+    checkpoint is written and the run stops with one line. Handlers are restored on exit;
+    outside the main thread (where Python allows no handlers) nothing is installed.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.in_loop = False
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        if not self.in_loop:
+            raise Interrupted(f"interrupted by {signal.Signals(signum).name} before training "
+                              "began; nothing was trained", signum)
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _stop_requested(stops: _StopRequests, di: DistInfo) -> bool:
+    """A signal arrived on this process (or, with torchrun, on any of them)."""
+    if di.world == 1:
+        return stops.signum is not None
+    flag = torch.tensor([0 if stops.signum is None else stops.signum])
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    stops.signum = int(flag) or None
+    return stops.signum is not None
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -229,12 +397,15 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig |
     ``stop_after`` ends the process after that many steps of this call, as a crash would
     (used by tests and for splitting long runs); the run can then be resumed. ``extend``
     lets a finished run continue to a larger ``cfg.steps`` with its recipe otherwise equal.
+    SIGINT or SIGTERM stop it at the next step boundary with a checkpoint (``Interrupted``).
     """
     cfg.validate()
     runtime = (runtime or RuntimeConfig()).validate()
     run_dir = Path(run_dir)
     device = pick_device(runtime.device)
-    precision = choose_precision(device, runtime.precision)
+    check_bounds(cfg, runtime, device)
+    if runtime.precision != "auto":
+        choose_precision(device, runtime.precision)  # a bad choice fails before anything
     di = init_distributed(device)
     if cfg.grad_accum % di.world:
         raise ConfigError("grad_accum", cfg.grad_accum, f"a multiple of the {di.world} processes")
@@ -243,27 +414,74 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig |
     if di.main:
         runs.prepare_run_folder(run_dir)
     lock = runs.RunLock(run_dir) if di.main else contextlib.nullcontext()
-    with lock:
-        return _train(cfg, runtime, run_dir, device, precision, di,
-                      Path(cache_dir) if cache_dir else None, stop_after, extend)
+    with lock, _StopRequests() as stops:
+        return _train(cfg, runtime, run_dir, device, di, Path(cache_dir) if cache_dir else None,
+                      stop_after, extend, stops)
 
 
-def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, extend) -> dict:
+def _final_weights_fit(run_dir: Path, cfg: TrainConfig) -> str | None:
+    """None when ``final_model.safetensors`` is absent or this run's (its recipe and step),
+    else why not. Only the header is read."""
+    path = run_dir / "final_model.safetensors"
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["meta"])
+    except Exception:  # not safetensors, no metadata, ...
+        return "cannot be read"
+    why = written_by(meta, cfg)
+    if why is None and meta.get("step") != cfg.steps:
+        why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
+    return why
+
+
+def _check_entries_are_files(run_dir: Path) -> None:
+    """A folder where the run writes a file (a checkpoint) is refused before training."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if (ckpt.STEP_FILE.match(entry.name) or entry.name == "best.pt") and entry.is_dir():
+            raise runs.RunFolderError(
+                f"{runs.shown(entry)} is a folder where h2q writes a checkpoint; move it "
+                "away and run again")
+
+
+def _train(cfg, runtime, run_dir, device, di, cache_dir, stop_after, extend, stops) -> dict:
     say = print if di.main else (lambda *_: None)
-    say(f"precision {precision.precision} on {device}: {precision.reason}")
 
     # 1. the run folder: a resumed run must have the same recipe, and nothing is lost
-    latest = ckpt.latest_training(run_dir / "checkpoints", announce=say)
+    if di.main:
+        for tmp in runs.remove_stale_temporaries(run_dir):
+            say(f"removed {runs.shown(tmp)}, left by a writer that was stopped")
+        _check_entries_are_files(run_dir)
     stored = runs.read_json(run_dir / "config.json")
+    if stored is not None:
+        stored_cfg = TrainConfig.from_dict(stored, "config.json")
+        if extend:
+            cfg = extended_recipe(stored_cfg, cfg)
+            if cfg.schedule_steps != stored_cfg.schedule_steps:
+                say(f"extend: the schedule keeps its length, schedule_steps "
+                    f"{cfg.schedule_steps} (recorded in config.json)")
+        check_same_recipe(run_dir, stored_cfg, cfg, extend)
+    accept = (lambda meta: written_by(meta, cfg)) if stored is not None else None
+    latest = ckpt.latest_training(run_dir / "checkpoints", announce=say, accept=accept)
     if stored is None and latest is not None:
         stored = latest[1]["meta"]["recipe"]
         say(f"config.json in {runs.shown(run_dir)} was missing or unreadable; "
             f"restored from {latest[0].name}")
-    if stored is not None:
-        check_same_recipe(run_dir, TrainConfig.from_dict(stored, "config.json"), cfg, extend)
+        stored_cfg = TrainConfig.from_dict(stored, "config.json")
+        if extend:
+            cfg = extended_recipe(stored_cfg, cfg)
+        check_same_recipe(run_dir, stored_cfg, cfg, extend)
     finished = runs.read_json(run_dir / "summary.json")
     kept_steps = latest[1]["meta"]["step"] if latest is not None else None
+    foreign = _final_weights_fit(run_dir, cfg)
     if stored is not None and isinstance(finished, dict) and finished.get("steps") == cfg.steps \
+            and foreign is None \
             and (kept_steps is None and not ckpt.step_checkpoints(run_dir / "checkpoints")
                  or kept_steps is not None and kept_steps >= cfg.steps):
         # a finished run is read, never retrained, also where it keeps no checkpoints (a
@@ -274,11 +492,22 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
             say(f"{runs.shown(run_dir)} holds this run finished at step {cfg.steps} and keeps "
                 "no checkpoints: its records are read, not retrained")
         return finished
+    if foreign is not None:
+        if latest is None:
+            raise runs.RunFolderError(
+                f"{runs.shown(run_dir / 'final_model.safetensors')} {foreign}, and no "
+                "checkpoint of the run is left to write its own; nothing was deleted: move "
+                f"the file away, or start over with {RESTART_HINT}")
+        say(f"{runs.shown(run_dir / 'final_model.safetensors')} {foreign}: not this run's "
+            f"final weights; they are written again from {latest[0].name}")
     if latest is None and ckpt.step_checkpoints(run_dir / "checkpoints"):
         raise runs.RunFolderError(
-            f"no checkpoint in {runs.shown(run_dir / 'checkpoints')} verifies (all are "
-            "corrupt), so the run cannot resume; nothing was deleted: put back a good "
-            "checkpoint, or restart the run")
+            f"no checkpoint in {runs.shown(run_dir / 'checkpoints')} verifies and belongs to "
+            "this run (see above), so the run cannot resume; nothing was deleted: put back "
+            f"a good checkpoint, or start over with {RESTART_HINT}")
+    precision = run_precision(device, runtime.precision,
+                              latest[1]["meta"] if latest is not None else None, say)
+    say(f"precision {precision.precision} on {device}: {precision.reason}")
 
     # 2. data: the tokenizer of a resumed run is its checkpoint's
     resumed_tokenizer = None
@@ -330,7 +559,8 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
     session = {"from_step": state.step, "device": device, **precision.to_dict(),
                "git_revision": provenance["git_revision"],
                "library_fingerprint": provenance["library_fingerprint"], "world_size": di.world}
-    meta = {"recipe": cfg.to_dict(), "model_args": model_args.to_dict(),
+    meta = {"recipe": cfg.to_dict(), "recipe_sha256": recipe_sha256(cfg),
+            "model_args": model_args.to_dict(),
             "tokenizer": tokenizer.to_dict(), "device": device,
             "precision": precision.precision, "world_size": di.world}
 
@@ -353,6 +583,7 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
     t_start = time.perf_counter() - state.elapsed_s
     t_last, tokens_last, losses_since_log = time.perf_counter(), 0, []
     model.train()
+    stops.in_loop = True
     for step in range(start_step, cfg.steps):
         # 4a. one optimizer step over grad_accum micro-batches
         lr = lr_at(step, cfg)
@@ -424,6 +655,17 @@ def _train(cfg, runtime, run_dir, device, precision, di, cache_dir, stop_after, 
                                   sample_texts(model, tokenizer, cfg, device, done))
             save(run_dir / "checkpoints" / f"step_{done:06d}.pt", done)
             t_last = time.perf_counter()  # saving and sampling are not training throughput
+        if _stop_requested(stops, di) and done < cfg.steps:
+            if bar is not None:
+                bar.close()
+            name = f"step_{done:06d}.pt"
+            if di.main and not (run_dir / "checkpoints" / name).exists():
+                save(run_dir / "checkpoints" / name, done)
+            signum = stops.signum or signal.SIGTERM
+            raise Interrupted(
+                f"interrupted by {signal.Signals(signum).name} after step {done}: saved "
+                f"{runs.shown(run_dir / 'checkpoints' / name)}; run the same command again "
+                "to resume", signum)
         if stop_after is not None and done - start_step >= stop_after and done < cfg.steps:
             if bar is not None:
                 bar.close()

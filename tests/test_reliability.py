@@ -359,7 +359,9 @@ def test_lr_30_with_sampling_never_overflows(tmp_path, runtime, cache):
     assert summary["best_perplexity"] == safe_exp(summary["best_val_loss"])
     for r in runs.read_jsonl(tmp_path / "run" / "log.jsonl"):
         if r["val_loss"] is not None:
-            assert r["perplexity"] == safe_exp(r["val_loss"])
+            # an infinite perplexity is written as null: strict JSON has no Infinity
+            finite = math.isfinite(safe_exp(r["val_loss"]))
+            assert r["perplexity"] == (safe_exp(r["val_loss"]) if finite else None)
     assert len(runs.read_jsonl(tmp_path / "run" / "samples.jsonl")) == 6
 
 
@@ -868,7 +870,7 @@ def test_training_onto_a_real_full_disk_stops_with_one_line(small_disk, interrup
     assert runs.read_jsonl(run / "log.jsonl", announce=notices.append) and notices == []
 
 
-# --- row 6: restart removes only what the project made ------------------------------------------
+# --- row 6: restart removes only what the project made ---------------------------------------
 
 
 def test_restart_refuses_a_folder_the_project_did_not_make(tmp_path):
@@ -893,3 +895,445 @@ def test_restart_removes_the_run_but_keeps_a_users_file_in_it(base, tmp_path):
     runs.restart_run_folder(run)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
     runs.restart_run_folder(tmp_path / "never-made")  # nothing there: nothing to do
+
+
+# === issue #24: a run folder that knows itself ==============================================
+# Each test below names its row of the issue's table; each failed on the code the issue tried.
+
+
+def strict_json(text: str) -> object:
+    """``json.loads`` that refuses Infinity and NaN, as strict parsers (browsers, jq) do."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+# --- row 1: the precision is the run's, not the moment's ------------------------------------
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_began_with(interrupted, base, data_dir,
+                                                              monkeypatch, capsys):
+    from h2q_lib import hardware
+
+    # this session's probe would pick bf16; the run began (and checkpointed) in fp32
+    monkeypatch.setattr(hardware, "measured_bf16_speedup", lambda threads=None: 4.0)
+    capsys.readouterr()
+    summary = train(TINY, interrupted, RuntimeConfig(data_dir=str(data_dir), quiet=True,
+                                                     device="cpu", precision="auto"))
+    out = capsys.readouterr().out
+    assert "precision fp32 on cpu: kept from the run's checkpoint at step 4" in out
+    assert [s["precision"] for s in summary["sessions"]] == ["fp32", "fp32"]
+    assert losses(interrupted) == losses(base)
+
+
+def test_a_precision_asked_for_by_name_on_resume_is_a_new_session(interrupted, data_dir,
+                                                                  capsys):
+    summary = train(TINY, interrupted, RuntimeConfig(data_dir=str(data_dir), quiet=True,
+                                                     device="cpu", precision="bf16"))
+    assert "precision changes from the run's fp32 to bf16 from step 4 on" in \
+        capsys.readouterr().out
+    assert [(s["from_step"], s["precision"]) for s in summary["sessions"]] == \
+        [(0, "fp32"), (4, "bf16")]
+
+
+# --- row 2: a checkpoint is the run's own, at the step its name says -------------------------
+
+
+def _forged(source: Path, target: Path, **recipe) -> None:
+    """``source`` with its recipe edited and its checksum made valid again: another run's."""
+    payload = torch.load(source, weights_only=True)
+    meta = json.loads(payload["meta_json"])
+    meta["recipe"].update(recipe)
+    payload["meta_json"] = json.dumps(meta)
+    payload.pop("sha256")
+    payload["sha256"] = ckpt.digest(payload)
+    torch.save(payload, target)
+
+
+@pytest.mark.parametrize("how,said", [
+    ("renamed", "holds step 2, not step 6 as its name says"),
+    ("other recipe", "was written by a different recipe (lr 0.01 where the run has 0.002)"),
+])
+def test_a_checkpoint_of_another_step_or_run_is_skipped(interrupted, base, runtime, capsys,
+                                                        how, said):
+    checkpoints = interrupted / "checkpoints"
+    if how == "renamed":
+        shutil.copyfile(checkpoints / "step_000002.pt", checkpoints / "step_000006.pt")
+    else:
+        _forged(base / "checkpoints" / "step_000006.pt", checkpoints / "step_000006.pt",
+                lr=0.01)
+    ckpt.read_training(checkpoints / "step_000006.pt")  # a valid checkpoint, just not this
+    capsys.readouterr()
+    train(TINY, interrupted, runtime)
+    out = capsys.readouterr().out
+    assert f"step_000006.pt {said}: skipped" in out
+    assert "resuming from step_000004.pt (step 4)" in out
+    assert losses(interrupted) == losses(base)
+
+
+def test_checkpoints_and_final_weights_carry_the_recipe_hash_and_step(base):
+    want = train_mod.recipe_sha256(TINY)
+    for name in ("step_000002.pt", "step_000006.pt"):
+        meta = ckpt.read_training(base / "checkpoints" / name)["meta"]
+        assert meta["recipe_sha256"] == want and meta["step"] == int(name[5:11])
+    _, meta = ckpt.load_weights(base / "final_model.safetensors")
+    assert meta["recipe_sha256"] == want and meta["step"] == TINY.steps
+    # an older checkpoint (no hash) is checked by the recipe it carries
+    assert train_mod.written_by({"recipe": TINY.to_dict()}, TINY) is None
+
+
+# --- rows 3, 4, 5: a stored evaluation is reused only when it is sound -----------------------
+
+EVAL = dict(protocols=("report",), splits=("validation",), max_documents=1, device="cpu",
+            precision="fp32", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def scored(base, tmp_path_factory, data_dir) -> Path:
+    """The base run with one page of its validation split scored into evaluation.json."""
+    from h2q_lib.scores import evaluate_run
+
+    run = Path(shutil.copytree(base, tmp_path_factory.mktemp("scored") / "run"))
+    evaluate_run(run, data_dir=data_dir, **EVAL)
+    return run
+
+
+@pytest.fixture
+def evaluated(scored, tmp_path) -> Path:
+    return Path(shutil.copytree(scored, tmp_path / "evaluated"))
+
+
+def test_a_flipped_bit_in_the_weights_is_named_not_a_stored_result_reused(evaluated, data_dir):
+    from h2q_lib.scores import evaluate_run
+
+    flip(evaluated / "final_model.safetensors", "bit")
+    said = []
+    with pytest.raises(CheckpointError, match="final_model.safetensors is corrupted") as e:
+        evaluate_run(evaluated, data_dir=data_dir, announce=said.append, **EVAL)
+    one_line(e)
+    assert not any("reused" in s for s in said)
+
+
+def _set_metric(value):
+    def edit(entry: dict) -> None:
+        entry["result"]["metrics"]["bits_per_byte"] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit,why", [
+    (_set_metric(0.01), "do not follow from its summed NLL"),
+    (_set_metric("0.01"), "not a number"),
+    (lambda entry: entry["result"]["metrics"].pop("byte_perplexity"), "do not follow"),
+    (lambda entry: entry["result"].pop("metrics"), "has no metrics"),
+    (lambda entry: entry.update(result="gone"), "has no metrics"),
+    (lambda entry: entry["result"].update(nll_sum=1.0), "do not follow"),
+], ids=["edited number", "string", "dropped metric", "no metrics", "result a string",
+        "edited nll"])
+def test_an_edited_stored_result_is_scored_again_and_said(evaluated, data_dir, capsys, edit,
+                                                          why):
+    from h2q_lib.cli import main as h2q
+
+    path = evaluated / "evaluation.json"
+    good = json.loads(path.read_text())
+    stored = json.loads(path.read_text())
+    edit(stored["report"]["validation"])
+    path.write_text(json.dumps(stored))
+    capsys.readouterr()
+    assert h2q(["evaluate", str(evaluated), "--protocol", "report", "--splits", "validation",
+                "--max-documents", "1", "--device", "cpu", "--precision", "fp32",
+                "--batch-size", "4", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "report validation: the stored result" in out and why in out and "scoring again" in out
+    again = json.loads(path.read_text())["report"]["validation"]["result"]
+    assert again["metrics"] == good["report"]["validation"]["result"]["metrics"]
+
+
+def test_weights_of_another_recipe_in_a_run_are_refused_and_rewritten(evaluated, base, runtime,
+                                                                      cache, tmp_path, data_dir,
+                                                                      capsys):
+    from h2q_lib.scores import evaluate_run
+
+    other = tmp_path / "other"
+    train(dataclasses.replace(TINY, n_embd=16, n_ff=32, steps=2, sample_tokens=0), other,
+          runtime, cache_dir=cache)
+    shutil.copyfile(other / "final_model.safetensors", evaluated / "final_model.safetensors")
+    before = (evaluated / "evaluation.json").read_bytes()
+    with pytest.raises(CheckpointError, match="different recipe .*n_embd 16 where the run "
+                       "has 32.*not this run's final model") as e:
+        evaluate_run(evaluated, data_dir=data_dir, **EVAL)
+    one_line(e)
+    assert (evaluated / "evaluation.json").read_bytes() == before
+    capsys.readouterr()
+    summary = train(TINY, evaluated, runtime)  # not read as finished: written again
+    assert "not this run's final weights; they are written again from step_000006.pt" in \
+        capsys.readouterr().out
+    assert summary["steps"] == 6
+    mine, _ = ckpt.load_weights(evaluated / "final_model.safetensors")
+    theirs, _ = ckpt.load_weights(base / "final_model.safetensors")
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+
+# --- rows 6, 7: the lock cannot be aimed elsewhere -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder", "fifo", "unwritable"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_in_one_line(interrupted, runtime,
+                                                                  tmp_path, kind):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    lock = interrupted / ".lock"
+    lock.unlink(missing_ok=True)
+    if kind == "symlink":
+        lock.symlink_to(victim)
+    elif kind == "folder":
+        lock.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root opens a file whatever its mode")
+        lock.write_text("")
+        lock.chmod(0o444)
+    before = snapshot(interrupted)
+    with pytest.raises(RunFolderError, match=r"\.lock .*cannot be locked") as e:
+        train(TINY, interrupted, runtime)
+    one_line(e)
+    assert victim.read_text() == "precious\n"
+    assert snapshot(interrupted) == before
+
+
+# --- row 8: restart of a symbolic link -------------------------------------------------------
+
+
+def test_restart_refuses_a_symlink_to_a_run_folder(finished, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(finished, target_is_directory=True)
+    before = snapshot(finished)
+    with pytest.raises(RunFolderError, match="is a symbolic link") as e:
+        runs.restart_run_folder(link)
+    one_line(e)
+    assert snapshot(finished) == before
+
+
+# --- row 9: a folder where a file is expected ------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["checkpoints/step_000006.pt", "checkpoints/best.pt",
+                                   "token_cache/json", "token_cache"])
+def test_a_folder_where_a_file_is_written_is_one_line(interrupted, runtime, where):
+    if where == "token_cache/json":
+        meta = next((interrupted / "token_cache").glob("*.train.*.json"))
+        meta.unlink()
+        meta.mkdir()
+    elif where == "token_cache":
+        shutil.rmtree(interrupted / "token_cache")
+        (interrupted / "token_cache").write_text("not a folder")
+    else:
+        (interrupted / where).unlink(missing_ok=True)
+        (interrupted / where).mkdir()
+    with pytest.raises(RunFolderError, match="is a f") as e:
+        train(TINY, interrupted, runtime)
+    one_line(e)
+
+
+# --- row 10: --extend keeps the schedule -----------------------------------------------------
+
+
+def test_extend_without_schedule_steps_keeps_the_runs_schedule(finished, runtime, capsys):
+    assert TINY.schedule_steps is None
+    longer = dataclasses.replace(TINY, steps=9)
+    train(longer, finished, runtime, extend=True)
+    assert "schedule_steps 6" in capsys.readouterr().out
+    lrs = [r["lr"] for r in runs.read_jsonl(finished / "log.jsonl")]
+    assert lrs[6:] == [TINY.min_lr] * 3  # the cosine ended at step 6: it holds, never climbs
+    assert json.loads((finished / "config.json").read_text())["schedule_steps"] == 6
+    assert train(longer, finished, runtime, extend=True)["steps"] == 9  # the same command again
+
+
+# --- row 12: bounds checked up front ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--seed", str(2**64)], f"seed={2**64}"),
+    (["--seed", str(2**60), "--sample-tokens", "4"], f"seed={2**60}"),
+    (["--threads", "99999999999"], "threads=99999999999"),
+    (["--n-embd", str(10**12)], f"n_embd={10**12}"),
+    (["--block-size", str(10**9)], f"block_size={10**9}"),
+], ids=["seed 2**64", "seed 2**60", "threads", "n_embd", "block_size"])
+def test_out_of_bounds_values_are_one_line_before_anything_is_made(tmp_path, data_dir, capsys,
+                                                                   flags, needle):
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert cli_main(cli_argv(TINY, run, data_dir, *flags)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("h2q: error: ") and err.count("\n") == 1 and needle in err, err
+    assert not run.exists()
+
+
+# --- row 13: a GPT-2 folder with a bad config.json -------------------------------------------
+
+
+@pytest.mark.parametrize("config,needle", [
+    ("{not json", "not readable JSON"),
+    ('{"n_positions": "abc"}', "n_positions='abc'"),
+    ("[1, 2]", "holds a list"),
+], ids=["not json", "n_positions abc", "a list"])
+def test_a_gpt2_folder_with_a_bad_config_is_one_line(tmp_path, data_dir, monkeypatch, capsys,
+                                                     config, needle):
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    (folder / "config.json").write_text(config)
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["evaluate", "gpt2", "--device", "cpu", "--precision", "fp32",
+                     "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+
+
+# --- row 14: evaluating an unfinished run ----------------------------------------------------
+
+
+def test_evaluating_an_unfinished_run_says_to_finish_it(interrupted, data_dir, capsys):
+    capsys.readouterr()
+    assert cli_main(["evaluate", str(interrupted), "--device", "cpu", "--data-dir",
+                     str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "has no final weights" in err and "train the run to its end first" in err
+    assert "GPT-2" not in err and err.count("\n") == 1
+
+
+# --- row 15: temporaries of a killed writer --------------------------------------------------
+
+
+def test_stale_temporaries_are_removed_under_the_lock(interrupted, base, runtime, capsys):
+    left = [interrupted / "checkpoints" / ".step_000006.pt.k2x9_q1z.tmp",
+            interrupted / ".config.json.abcd1234.tmp",
+            interrupted / ".final_model.safetensors.zz00yy11.tmp",
+            interrupted / "token_cache" / ".wikitext-2-raw-v1.train.char.bin.q1w2e3r4.tmp"]
+    for path in left:
+        path.write_bytes(b"half")
+    (interrupted / "notes.tmp").write_text("the user's")
+    capsys.readouterr()
+    train(TINY, interrupted, runtime)
+    assert "left by a writer that was stopped" in capsys.readouterr().out
+    assert not any(p.exists() for p in left)
+    assert (interrupted / "notes.tmp").read_text() == "the user's"
+    assert losses(interrupted) == losses(base)
+
+
+# --- row 16: SIGINT and SIGTERM save at the step boundary ------------------------------------
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_at_the_step_boundary_and_resume_is_exact(tmp_path, base, data_dir,
+                                                                 runtime, monkeypatch, capsys,
+                                                                 sig, code):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copytree(base / "token_cache", run / "token_cache")
+    real = train_mod.lr_at
+
+    def lr_at(step, cfg):
+        if step == 2:  # while the third step runs
+            os.kill(os.getpid(), sig)
+        return real(step, cfg)
+
+    monkeypatch.setattr(train_mod, "lr_at", lr_at)
+    capsys.readouterr()
+    assert cli_main(cli_argv(TINY, run, data_dir)) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"interrupted by {sig.name} after step 3: saved" in err and "step_000003.pt" in err
+    assert ckpt.read_training(run / "checkpoints" / "step_000003.pt")["meta"]["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    monkeypatch.undo()
+    train(TINY, run, runtime)
+    assert losses(run) == losses(base)
+
+
+# --- row 17: strict JSON ---------------------------------------------------------------------
+
+
+def test_every_json_file_of_a_run_is_strict_json_even_with_infinities(base, tmp_path):
+    runs.append_jsonl(tmp_path / "log.jsonl", [{"step": 1, "perplexity": math.inf,
+                                                "val_loss": math.nan}])
+    runs.write_json(tmp_path / "summary.json", {"best_perplexity": -math.inf, "x": [math.inf]})
+    assert strict_json((tmp_path / "log.jsonl").read_text()) == \
+        {"step": 1, "perplexity": None, "val_loss": None}
+    assert strict_json((tmp_path / "summary.json").read_text()) == \
+        {"best_perplexity": None, "x": [None]}
+    for path in [*base.glob("*.json"), *base.glob("token_cache/*.json")]:
+        strict_json(path.read_text())
+    for path in base.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            strict_json(line)
+
+
+# --- row 18: python -m h2q_lib.harness with bad --model_args ---------------------------------
+
+
+@pytest.mark.parametrize("model_args,needle", [
+    ({"checkpoint": "missing.safetensors", "device": "cpu"},
+     "missing.safetensors does not exist"),
+    ({"checkpoint": "x.safetensors", "colour": "red"}, "model_args='colour'"),
+    ({"checkpoint": "x.safetensors", "seed": "abc"}, "seed='abc'"),
+    ({"checkpoint": "x.safetensors", "max_gen_toks": "0"}, "max_gen_toks='0'"),
+], ids=["missing checkpoint", "unknown key", "bad seed", "max_gen_toks 0"])
+def test_bad_model_args_to_the_harness_are_one_line(tmp_path, monkeypatch, model_args, needle):
+    harness = pytest.importorskip("h2q_lib.harness")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(H2QError, match=re.escape(needle)) as e:
+        harness.H2QLM.create_from_arg_obj(model_args, {"device": "cuda:0", "batch_size": 1})
+    one_line(e)
+
+
+@pytest.mark.slow
+def test_the_harness_command_line_ends_bad_model_args_in_one_line(tmp_path):
+    pytest.importorskip("lm_eval")
+    proc = subprocess.run([sys.executable, "-m", "h2q_lib.harness", "--model", "h2q",
+                           "--model_args", "checkpoint=x.safetensors,colour=red",
+                           "--tasks", "wikitext"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("h2q_lib.harness: error: model_args='colour'"), last
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_harness_records_the_device_it_runs_on():
+    harness = pytest.importorskip("h2q_lib.harness")
+    argv = ["--model", "h2q", "--model_args", "checkpoint=x.safetensors", "--tasks", "wikitext"]
+    assert harness._with_device(argv)[-2:] == ["--device", harness.pick_device("auto")]
+    assert harness._with_device([*argv[:3], "checkpoint=x,device=cpu", *argv[4:]])[-1] == "cpu"
+    assert harness._with_device([*argv, "--device", "cpu"]) == [*argv, "--device", "cpu"]
+
+
+# --- row 19: restart removes only what the project wrote -------------------------------------
+
+
+def test_restart_keeps_and_names_the_users_files_in_checkpoints_and_token_cache(finished):
+    (finished / "checkpoints" / "my-notes.txt").write_text("mine")
+    (finished / "token_cache" / "mine.bin").write_bytes(b"mine")
+    said = []
+    kept = runs.restart_run_folder(finished, announce=said.append)
+    assert sorted(p.name for p in kept) == ["mine.bin", "my-notes.txt"]
+    assert "mine.bin" in said[0] and "my-notes.txt" in said[0]
+    assert sorted(str(p.relative_to(finished)) for p in finished.rglob("*")) == \
+        ["checkpoints", "checkpoints/my-notes.txt", "token_cache", "token_cache/mine.bin"]
+
+
+# --- row 20: advice that can be followed -----------------------------------------------------
+
+
+def test_the_advice_to_restart_names_a_command_that_exists(finished, data_dir, capsys):
+    argv = cli_argv(TINY, finished, data_dir, "--lr", "0.01")
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "h2q train --restart" in err
+    assert cli_main([*argv, "--restart"]) == 0  # the advice, followed
+    assert json.loads((finished / "config.json").read_text())["lr"] == 0.01
+    assert logged_steps(finished) == list(range(1, 7))
