@@ -198,13 +198,14 @@ def evaluation_reading(claim: pd.DataFrame, ours: pd.DataFrame, published: pd.Da
     claim_bpb = float(claim.loc[claim["split"] == "test", "bits per byte"].iloc[0])
     gpt2 = published["bits per byte (converted)"]
     small = gpt2_small_published(claims)
+    test_wppl = float(claim.loc[claim["split"] == "test", "word perplexity"].min())
     text = (
         f"**Reading.** On bits per byte (test), the report's claim converts to {claim_bpb:.3f}; "
         f"the GPT-2 sizes reach {gpt2.max():.3f} to {gpt2.min():.3f}, so even GPT-2 small "
         f"needs {claim_bpb / gpt2.max():.2f} times fewer bits per byte. The report's "
-        f"{claims.best_perplexity} is a per-character perplexity; per word the same loss is "
-        f"{claim['word perplexity'].min():.0f}-{claim['word perplexity'].max():.0f}, against "
-        f"GPT-2 small's {small}.")
+        f"{claims.best_perplexity} is a per-character perplexity; per word of the test split "
+        f"(all its WikiText words, GPT-2's count) the same loss is {test_wppl:.0f}, "
+        f"{test_wppl / small:.1f} times GPT-2 small's {small}.")
     test = ours[(ours["split"] == "test") & (ours["protocol"] == "report")]
     if len(test):
         bpb = float(test["bits per byte"].iloc[0])

@@ -385,11 +385,20 @@ def samples_table(samples: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "prompt", "sample"]).set_index(["step", "prompt"])
 
 
+def _uncut(text: str) -> str:
+    """The report's sample with its trailing "..." said in words (the report cut it there)."""
+    stripped = text.rstrip()
+    for tail in ("...", "…"):
+        if stripped.endswith(tail):
+            return stripped[: -len(tail)].rstrip() + " [the report's sample stops here]"
+    return text
+
+
 def samples_beside_report(samples: list[dict], claims: ReportClaims = REPORT) -> pd.DataFrame:
     """The run's samples at its last step beside the report's samples, by prompt."""
     last = max((s["step"] for s in samples), default=None)
-    rows = [{"source": f"report, step {r.step}", "prompt": r.prompt, "sample": r.output}
-            for r in claims.generated_samples]
+    rows = [{"source": f"report, step {r.step}", "prompt": r.prompt,
+             "sample": _uncut(r.output)} for r in claims.generated_samples]
     rows += [{"source": f"this run, step {s['step']}", "prompt": s["prompt"], "sample": s["text"]}
              for s in samples if s["step"] == last]
     return pd.DataFrame(rows, columns=["source", "prompt", "sample"]).set_index(
@@ -437,7 +446,7 @@ def format_value(value, name: str = "") -> str:
         value = float(value)
         if not math.isfinite(value):
             return MISSING
-        if "share" in label or "fraction" in label:
+        if "share" in label or "fraction" in label or label == "relative":
             return f"{value:.1%}"
         if "%" in label:
             return f"{value:.1f}%"
@@ -466,7 +475,15 @@ def formatted(df: pd.DataFrame, by: str = "column", formats: dict | None = None)
                 out.iat[r, c] = fmt(value) if callable(fmt) else fmt.format(value)
             else:
                 out.iat[r, c] = format_value(value, label)
+    out.columns = [_label(c) for c in df.columns]
+    out.index = df.index.map(_label) if df.index.nlevels == 1 else df.index
+    out.index.names = [_label(n) if n is not None else None for n in df.index.names]
     return out
+
+
+def _label(label):
+    """A header as a reader reads it: ``tokens_per_s`` → ``tokens per s``."""
+    return label.replace("_", " ") if isinstance(label, str) else label
 
 
 class Table:
@@ -502,7 +519,7 @@ class Table:
         wide = [c for c in self.wide if c in self.cells.columns]
         if wide:
             styler = styler.set_properties(subset=wide, **{"min-width": "16em"})
-        styler = styler.set_table_attributes('class="h2q-table"')
+        styler = styler.set_table_attributes('class="dataframe h2q-table" style="font-size: 0.9em"')
         return styler.to_html(exclude_styles=False)
 
 

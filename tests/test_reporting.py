@@ -170,6 +170,7 @@ def test_evaluation_table_and_the_one_axis_table():
     assert len(table) == 4  # the unavailable GPT-2 adds no row
     text = comparison.evaluation_reading(claim, ours, published)
     assert "1.600" in text and "1.60 times" in text and "behind" in text
+    assert "the same loss is 300, 8.0 times GPT-2 small" in text
 
 
 # --- extrapolation ----------------------------------------------------------------------------
