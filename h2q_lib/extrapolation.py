@@ -77,8 +77,32 @@ def fit_power_law(log: list[dict], min_step: int | None = None, resamples: int =
     return PowerLawFit(a, alpha, tuple(tokens), tuple(losses), tuple(boots))
 
 
-def fit_values(fit: PowerLawFit, claims: ReportClaims = REPORT) -> dict[str, float]:
+def fit_or_none(log: list[dict], min_step: int | None = None) -> PowerLawFit | None:
+    """``fit_power_law``, or None where the log has too few validation points (a short run):
+    the chapter then says so instead of failing."""
+    try:
+        return fit_power_law(log, min_step)
+    except ValueError:
+        return None
+
+
+def fit_summary(fit: PowerLawFit | None, claims: ReportClaims = REPORT) -> str:
+    """Markdown for the book's opening page: the prediction at the report's end, or why
+    there is none."""
+    if fit is None:
+        return ("This run logged too few validation points (a power law needs three after "
+                "the first), so no extrapolation to the report's end was computed.")
+    lo, hi = fit.band(claims.tokens_processed)
+    return (f"A power law fitted to this run's {len(fit.tokens)} validation points and carried "
+            f"to the report's {claims.tokens_processed:,} tokens predicts "
+            f"{float(fit.predict(claims.tokens_processed)):.3f} nats per character (band "
+            f"{float(lo):.3f}–{float(hi):.3f}), against the report's {claims.best_val_loss}.")
+
+
+def fit_values(fit: PowerLawFit | None, claims: ReportClaims = REPORT) -> dict[str, float]:
     """The fit's exponent and its prediction (with band) at the report's token count."""
+    if fit is None:
+        return {"fit_points": 0}
     lo, hi = fit.band(claims.tokens_processed)
     return {"fit_alpha": fit.alpha, "fit_points": len(fit.tokens),
             "fit_at_report_end": float(fit.predict(claims.tokens_processed)),
@@ -91,6 +115,8 @@ def extrapolation_table(fit: PowerLawFit, claims: ReportClaims = REPORT,
 
     "inside band" says whether the report's own loss at that step lies within the band.
     """
+    if fit is None:
+        return pd.DataFrame()
     per_step = claims.tokens_per_step()
     first = min_step if min_step is not None else max(fit.tokens) / per_step
     rows = []
@@ -110,6 +136,8 @@ def extrapolation_table(fit: PowerLawFit, claims: ReportClaims = REPORT,
 def extrapolation_reading(fit: PowerLawFit, table: pd.DataFrame,
                           claims: ReportClaims = REPORT) -> str:
     """Markdown: the fit, its prediction at the report's end, and the report's rows against it."""
+    if fit is None:
+        return "**Reading.** " + fit_summary(None, claims)
     lo, hi = fit.band(claims.tokens_processed)
     end = float(fit.predict(claims.tokens_processed))
     best = next((r for r in claims.progress if r.step == claims.best_val_step), None)
@@ -128,9 +156,12 @@ def extrapolation_reading(fit: PowerLawFit, table: pd.DataFrame,
 
 
 def plot_extrapolation(fit: PowerLawFit, claims: ReportClaims = REPORT):
-    """The fitted points, the power law with its band to 104M tokens, and the report's rows."""
+    """The fitted points, the power law with its band to 104M tokens, and the report's rows
+    (as points: it printed nothing between them); None without a fit."""
     import matplotlib.pyplot as plt
 
+    if fit is None:
+        return None
     per_step = claims.tokens_per_step()
     t = np.geomspace(min(fit.tokens), claims.tokens_processed, 200)
     lo, hi = fit.band(t)
@@ -139,10 +170,10 @@ def plot_extrapolation(fit: PowerLawFit, claims: ReportClaims = REPORT):
     ax.plot(t, fit.predict(t), color="tab:blue", label="power law fitted to this run")
     ax.plot(fit.tokens, fit.losses, "o", color="tab:blue", label="this run: validation loss")
     ax.plot([r.step * per_step for r in claims.progress], [r.loss for r in claims.progress],
-            "s--", color="tab:red", label="report: loss")
+            "s", color="tab:red", label="report: table rows")
     ax.set_xscale("log")
-    ax.set_xlabel("tokens processed")
-    ax.set_ylabel("loss (nats per character)")
-    ax.legend()
+    ax.set_xlabel("tokens processed (log scale)", fontsize=11)
+    ax.set_ylabel("loss (nats per character)", fontsize=11)
+    ax.legend(fontsize=10)
     fig.tight_layout()
     return fig

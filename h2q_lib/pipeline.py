@@ -12,6 +12,7 @@ reused when nothing they depend on changed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import runs
 from .data import DATA_DIR_ENV
 from .errors import ConfigError
 from .hardware import PRECISIONS
@@ -77,11 +79,66 @@ def check_data_dir(data_dir: str | None) -> None:
                           "<folder>/<config>/wiki.<split>.<raw|tokens>")
 
 
+def check_run_folders_free(runs_dir: Path, profile: str) -> None:
+    """One line (``runs.RunFolderError``) when another process holds the profile's run folder
+    or its experiment's: refused before any notebook runs, not 40 lines of a notebook's
+    traceback later."""
+    for folder in (runs_dir / profile, runs_dir / f"{profile}-tokenizers"):
+        if folder.is_dir():
+            with runs.RunLock(folder):
+                pass
+
+
+BOOK = ROOT / "book"
+BOOK_PROFILE = "prefix"  # the committed book's notebooks are this profile's
+
+
+def book_out_dir(profile: str, out_dir: str | os.PathLike | None) -> Path:
+    """Where ``profile``'s executed notebooks go: ``out_dir``, except that only the committed
+    book's profile writes into ``book/notebooks``; another profile asked to write there (the
+    default) goes to ``_build/book-<profile>/book/notebooks`` instead, so that a smoke run never
+    overwrites the committed book."""
+    committed = BOOK / "notebooks"
+    out = Path(out_dir) if out_dir is not None else committed
+    if profile != BOOK_PROFILE and out.resolve() == committed.resolve():
+        out = ROOT / "_build" / f"book-{profile}" / "book" / "notebooks"
+        print(f"profile {profile}: the notebooks go to {os.path.relpath(out, ROOT)} "
+              f"(book/notebooks holds the committed {BOOK_PROFILE} book)", flush=True)
+    return out
+
+
+def build_book_from(out: Path) -> Path:
+    """Build the book with the notebooks in ``out``; returns the HTML folder.
+
+    ``book/notebooks`` builds the committed book into ``_build/html``. Any other folder named
+    ``notebooks`` gets the book's pages beside it (its parent becomes a book) and is built
+    into that parent's ``_build/html``, with the repository's ``_config.yml``.
+    """
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if out.resolve() == (BOOK / "notebooks").resolve():
+        subprocess.run([str(jb), "build", "book", "-W", "--keep-going"], cwd=ROOT, check=True)
+        return ROOT / "_build" / "html"
+    if out.name != "notebooks":
+        raise ConfigError("out_dir", str(out), "a folder named notebooks (the book's pages go "
+                          "beside it) to build the book")
+    book = out.parent
+    for page in BOOK.iterdir():
+        if page.is_file():
+            shutil.copy(page, book / page.name)
+    subprocess.run([str(jb), "build", str(book), "-W", "--keep-going", "--config",
+                    str(ROOT / "_config.yml"), "--path-output", str(book)], cwd=ROOT, check=True)
+    return book / "_build" / "html"
+
+
 def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "runs",
-                 out_dir: str = "book/notebooks", build_book: bool = True,
+                 out_dir: str | None = None, build_book: bool = True,
                  restart: bool = False, notebooks: tuple[str, ...] = NOTEBOOKS,
                  precision: str = "auto") -> list[Path]:
     """Execute ``notebooks`` in order for ``profile``; returns the executed notebooks.
+
+    The notebooks go to ``out_dir`` (``book_out_dir``: a profile other than the committed
+    book's never writes into ``book/notebooks``); with ``build_book`` the book is built from
+    them (``build_book_from``).
 
     ``restart`` reaches the notebooks that declare it (01: the run folder, 04: the
     experiment's), which remove only folders the project made; ``precision`` reaches those
@@ -97,9 +154,10 @@ def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "run
     for name in notebooks:
         if name not in NOTEBOOKS:
             raise ConfigError("notebooks", name, "names from " + ", ".join(NOTEBOOKS))
-    out, run_root = Path(out_dir), Path(runs_dir)
+    out, run_root = book_out_dir(profile, out_dir), Path(runs_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_root.mkdir(parents=True, exist_ok=True)
+    check_run_folders_free(run_root, profile)
     params = {**notebook_parameters(profile, out, run_root, data_dir), "restart": restart,
               "precision": precision}
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -118,6 +176,5 @@ def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "run
         record_execution(target, source)
         done.append(target)
     if build_book:
-        jb = Path(sys.executable).parent / "jupyter-book"
-        subprocess.run([str(jb), "build", "book", "-W", "--keep-going"], cwd=ROOT, check=True)
+        build_book_from(out)
     return done

@@ -328,6 +328,18 @@ def beside_reading(beside: pd.DataFrame) -> str:
     return text
 
 
+def beside_markdown(beside: pd.DataFrame) -> str:
+    """Markdown for the book's opening page: the report's losses against this run's at the
+    report's table steps it reached, or a sentence saying it reached none."""
+    if beside.empty:
+        return ("This run reached none of the report's table steps at the report's tokens per "
+                "step, so no loss is set beside the report's.")
+    lines = ["| step | report loss | our validation loss | report − ours |", "|---|---|---|---|"]
+    lines += [f"| {step:,} | {row['report loss']:.4f} | {row['our validation loss']:.4f} | "
+              f"{row['report − validation']:+.4f} |" for step, row in beside.iterrows()]
+    return "\n".join(lines)
+
+
 def beside_values(beside: pd.DataFrame) -> dict[str, float]:
     """``beside_report``'s numbers by step, named for the book's pages to cite.
 

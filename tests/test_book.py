@@ -142,6 +142,40 @@ def test_pipeline_refuses_bad_input_with_the_path_as_typed(tmp_path):
                               build_book=False)
 
 
+def test_pipeline_refuses_a_held_run_folder_in_one_line_before_any_notebook(tmp_path):
+    from h2q_lib import runs
+
+    folder = tmp_path / "runs" / "smoke"
+    folder.mkdir(parents=True)
+    out = tmp_path / "out"
+    with runs.RunLock(folder):
+        with pytest.raises(runs.RunFolderError) as e:
+            pipeline.run_pipeline("smoke", runs_dir=str(tmp_path / "runs"), out_dir=str(out),
+                                  build_book=False)
+    assert "\n" not in str(e.value)
+    assert not list(out.glob("*.ipynb"))
+
+
+def test_only_the_committed_profile_writes_the_committed_book_notebooks(tmp_path):
+    committed = ROOT / "book" / "notebooks"
+    assert pipeline.book_out_dir("prefix", None) == committed
+    smoke = pipeline.book_out_dir("smoke", str(committed))
+    assert smoke != committed and smoke.name == "notebooks" and "_build" in smoke.parts
+    assert pipeline.book_out_dir("smoke", str(tmp_path)) == tmp_path
+
+
+@pytest.mark.slow
+def test_the_smoke_pipeline_builds_its_book_in_a_temp_dir(tmp_path, data_dir):
+    """Every profile's pipeline builds the book (-W): pages say in words what a short run did
+    not reach; the committed book notebooks are not touched."""
+    before = {p: p.read_bytes() for p in BOOK}
+    out = tmp_path / "book" / "notebooks"
+    pipeline.run_pipeline("smoke", data_dir=str(data_dir), runs_dir=str(tmp_path / "runs"),
+                          out_dir=str(out), precision="fp32")
+    assert (tmp_path / "book" / "_build" / "html" / "intro.html").is_file()
+    assert {p: p.read_bytes() for p in BOOK} == before
+
+
 def test_record_execution_hides_injected_parameters_and_records_the_fingerprint(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),

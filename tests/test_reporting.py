@@ -63,6 +63,8 @@ def test_beside_report_lists_the_report_steps_reached_at_the_same_tokens():
     assert reporting.beside_values(reporting.beside_report(other)) == {"beside_last_step": 0}
     assert "not at the report's tokens per step" in reporting.beside_reading(
         reporting.beside_report(other))
+    assert "| 500 | 1.5178 |" in reporting.beside_markdown(beside)
+    assert "reached none" in reporting.beside_markdown(reporting.beside_report(other))
 
 
 def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
@@ -329,3 +331,15 @@ def test_unstated_settings_are_read_from_the_recipe():
     assert assumed["seed"] == str(cfg.seed)
     assert assumed["AdamW betas"].startswith("(0.9, 0.95)")
     assert "not stated" in set(table["the report"])
+
+
+def test_a_short_run_gets_sentences_not_a_failed_fit():
+    log = fake_log(range(10, 110, 10), power())  # two validation points
+    fit = extrapolation.fit_or_none(log)
+    assert fit is None
+    assert extrapolation.fit_values(fit) == {"fit_points": 0}
+    assert extrapolation.extrapolation_table(fit).empty
+    assert extrapolation.plot_extrapolation(fit) is None
+    assert "no extrapolation" in extrapolation.extrapolation_reading(fit, pd.DataFrame())
+    full = extrapolation.fit_or_none(fake_log(range(50, 550, 50), power()))
+    assert "predicts" in extrapolation.fit_summary(full)
