@@ -1,4 +1,4 @@
-"""The ``h2q`` command: ``h2q train``, ``h2q pipeline``, ``h2q bench``.
+"""The ``h2q`` command: ``h2q train``, ``h2q pipeline``, ``h2q bench``, ``h2q evaluate``, ``h2q export``.
 
 Every ``TrainConfig`` (recipe) and ``RuntimeConfig`` field is a flag of ``h2q train``
 (``--steps 100``, ``--batch-size 4``, ``--device cpu``); bad values end with one line naming
@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None, help="local WikiText folder (or $H2Q_DATA_DIR)")
     e.add_argument("--out", default=None, help="JSON file (default <run_dir>/evaluation.json "
                    "for a run's model, else evaluation.json)")
+    x = sub.add_parser("export", help="write a model as a Hugging Face GPT-2 folder")
+    x.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
+                   help="a run folder (its final_model.safetensors) or a .safetensors/.pt "
+                   "checkpoint")
+    x.add_argument("out", metavar="OUT",
+                   help="the folder to write (new, empty, or an earlier export)")
+    x.add_argument("--format", default="hf",
+                   help="hf: config.json, model.safetensors, tokenizer and model card that "
+                   "transformers and lm_eval --model hf load")
     return parser
 
 
@@ -146,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                              max_documents=args.max_documents, device=args.device,
                              precision=args.precision, batch_size=args.batch_size,
                              data_dir=args.data_dir, out=args.out)
+        elif args.command == "export":
+            from .export import export_command
+
+            export_command(args.checkpoint, args.out, format=args.format)
     except H2QError as e:
         print(f"h2q: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 2)

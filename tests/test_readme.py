@@ -72,6 +72,21 @@ def check_h2q(args: list[str]) -> None:
         assert (ROOT / parsed.checkpoint).exists() or parsed.checkpoint.startswith("runs/")
     elif parsed.command == "pipeline":
         assert parsed.profile in PROFILES
+    elif parsed.command == "export":
+        assert parsed.format == "hf"
+
+
+def check_lm_eval(args: list[str]) -> None:
+    """Parse ``lm_eval ARGS`` with lm-evaluation-harness's own command line, not running it."""
+    import sys
+    from unittest import mock
+
+    cli = pytest.importorskip("lm_eval._cli.harness")
+    with mock.patch.object(sys, "argv", ["lm_eval", *args]):
+        parsed = cli.HarnessCLI().parse_args()  # SystemExit on an unknown flag
+    assert parsed.model == "hf" and parsed.tasks
+    model_args = dict(kv.split("=", 1) for kv in args[args.index("--model_args") + 1].split(","))
+    assert model_args["pretrained"].startswith("exports/"), model_args
 
 
 def check_harness(args: list[str]) -> None:
@@ -152,6 +167,8 @@ def check(command: str) -> None:
         for i, w in enumerate(words):
             if w == "-p":
                 assert words[i + 1] in params, words[i + 1]
+    elif head == "lm_eval":
+        check_lm_eval(words[1:])
     elif head.startswith("benchmarks/"):
         assert (ROOT / head).is_file(), head
     elif head in ("conda", "jupyter-book"):
