@@ -1,4 +1,4 @@
-"""The ``h2q`` command: ``h2q train``, ``h2q pipeline``, ``h2q bench``, ``h2q evaluate``, ``h2q export``.
+"""The ``h2q`` command: ``train``, ``pipeline``, ``bench``, ``evaluate`` and ``export``.
 
 Every ``TrainConfig`` (recipe) and ``RuntimeConfig`` field is a flag of ``h2q train``
 (``--steps 100``, ``--batch-size 4``, ``--device cpu``); bad values end with one line naming
