@@ -180,6 +180,12 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
             if step == 500 and abs(rec["val_loss"] - report[step]) <= tolerance * report[step]:
                 reproducing_500.append(run.name)
     values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
+    values["row500_verdict"] = (f"reproduced by the {' and '.join(reproducing_500)} reading"
+                                if reproducing_500 else "not reproduced by any tested reading")
+    at500 = [f"{run.name} {values[run.name.replace('-', '_') + '_at500']:.3f}" for run in runs
+             if run.name.replace("-", "_") + "_at500" in values]
+    values["row500_numbers"] = ("; ".join(at500) or "no run reached step 500") + \
+        f" vs the report's {report[500]:.4f}"
     return values
 
 
@@ -379,4 +385,9 @@ def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str
             key = name.replace("-", "_")
             values[f"law_{key}_at_best"] = float(analysis.fit.predict(lr, step)[0])
             values[f"law_{key}_band"] = f"{lo[0]:.2f}–{hi[0]:.2f}"
+        values["law_at_best_summary"] = "; ".join(
+            f"{name} {values['law_' + name.replace('-', '_') + '_at_best']:.2f} "
+            f"({values['law_' + name.replace('-', '_') + '_band']})" for name in READINGS)
+    else:
+        values["law_at_best_summary"] = "no fit (" + analysis.missing + ")"
     return values

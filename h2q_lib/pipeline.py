@@ -1,4 +1,4 @@
-"""Run notebooks 01-05 with papermill for one profile, then build the book.
+"""Run the chapter notebooks with papermill for one profile, then build the book.
 
 The profile is expanded here and in notebooks 01-02 only: 02 trains the run folder, and every
 later notebook reads that folder (``run_dir``). Paths handed to the notebooks are relative to
@@ -30,6 +30,7 @@ from .provenance import library_fingerprint, notebook_modules
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = (
     "01_data_prep", "02_train", "03_evaluate", "04_tokenizer_caveats", "05_performance",
+    "06_readings",
 )
 FINGERPRINT_KEY = "h2q"
 
@@ -47,6 +48,9 @@ def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
         "experiment": asdict(spec.experiment),
         "eval_documents": spec.eval_documents,
         "benchmarks_dir": rel(ROOT / "benchmarks"),
+        "run_dirs": {"stated": rel(runs_dir / profile),
+                     **{name: rel(runs_dir / folder)
+                        for name, folder in spec.reading_runs.items()}},
     }
 
 

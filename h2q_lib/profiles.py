@@ -223,6 +223,9 @@ class Profile:
     eval_documents: int | None  # articles notebook 03 scores per split (None: all)
     experiment: ExperimentConfig
     about: str
+    # runs the readings chapter sets beside this profile's own (its "stated" run):
+    # {name in the book: run folder name in the runs folder}
+    reading_runs: dict = dataclasses.field(default_factory=dict)
 
 
 # The tokenizer experiment at a size a 2-core CPU finishes (the CPU profiles share it).
@@ -254,6 +257,7 @@ PROFILES: dict[str, Profile] = {
         eval_documents=None,
         experiment=CPU_EXPERIMENT,
         about="the report's recipe, first 500 of its 6,350 steps",
+        reading_runs={"micro-batch": "prefix-micro-batch", "short400": "short400"},
     ),
     "short400": Profile(
         recipe=dict(

@@ -568,6 +568,9 @@ def unstated_settings(cfg: TrainConfig | dict | None = None) -> pd.DataFrame:
         ("gradient clipping", "not stated", f"{cfg.grad_clip:g}"),
         ("dropout", "not stated", f"{cfg.dropout:g}"),
         ("seed", "not stated", f"{cfg.seed}"),
+        ("what the learning-rate scheduler counts", "not stated",
+         f"{cfg.reading}: optimizer steps; the readings chapter also trains the schedule "
+         "stepped once per micro-batch"),
         ("what Loss and PPL were measured on", "Loss: training; PPL: validation",
          f"validation loss on {cfg.eval_batches} fixed batches every {cfg.eval_every} steps; "
          "the audit finds PPL = exp(Loss)"),

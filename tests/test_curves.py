@@ -50,6 +50,10 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     assert "misses row 100" in second  # 2.5 is 8 % below 2.718
     values = curves.verdict_values([stated, close])
     assert values["row500_reproduced_by"] == "close"
+    assert values["row500_verdict"] == "reproduced by the close reading"
+    assert values["row500_numbers"] == "stated 2.290; close 1.550 vs the report's 1.5178"
+    assert curves.verdict_values([stated])["row500_verdict"] == (
+        "not reproduced by any tested reading")
     assert values["close_diff500"] == pytest.approx(1.55 - 1.5178)
 
 
@@ -89,6 +93,7 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
         law(LAW, s1[5999], s2[5999]), abs=1e-3)
     values = curves.law_values(analysis)
     assert values["law_missing"] == "nothing" and "law_micro_batch_band" in values
+    assert values["law_at_best_summary"].startswith("stated ")
 
 
 def test_missing_runs_are_said_not_crashed(tmp_path):
@@ -97,4 +102,5 @@ def test_missing_runs_are_said_not_crashed(tmp_path):
     assert [r.name for r in runs] == ["stated"]
     analysis = curves.analyse_law(runs, resamples=5)
     assert analysis.check is None and "needs the micro-batch run" in analysis.missing
+    assert curves.law_values(analysis)["law_at_best_summary"].startswith("stated ")
     assert curves.held_out_table(analysis, runs).empty
