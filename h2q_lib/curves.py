@@ -35,6 +35,7 @@ class Run:
     config: dict
     log: list[dict]
     summary: dict | None
+    evaluation: dict | None = None  # evaluation.json: scores of the final weights
 
     @classmethod
     def read(cls, name: str, run_dir: str | os.PathLike) -> Run:
@@ -43,7 +44,7 @@ class Run:
         if config is None:
             raise FileNotFoundError(f"{folder} has no readable config.json: not a run folder")
         return cls(name, config, read_jsonl(folder / "log.jsonl"),
-                   read_json(folder / "summary.json"))
+                   read_json(folder / "summary.json"), read_json(folder / "evaluation.json"))
 
     @property
     def recipe(self) -> TrainConfig:
@@ -103,6 +104,25 @@ def loss_columns(runs: list[Run], claims: ReportClaims = REPORT) -> pd.DataFrame
                         "step's training loss": rec["train_loss"],
                         "window mean training loss": rec.get("train_loss_avg"),
                         "validation loss": rec.get("val_loss")})
+    return pd.DataFrame(out)
+
+
+def final_scores(runs: list[Run]) -> pd.DataFrame:
+    """Each run's final weights on the whole test split, as its ``evaluation.json`` stores
+    them: bits per character (the report's preprocessing) and bits per byte and word
+    perplexity (lm-evaluation-harness's protocol). Runs without stored scores are left out."""
+    out = []
+    for run in runs:
+        stored = run.evaluation or {}
+        try:
+            report = stored["report"]["test"]["result"]["metrics"]
+            harness = stored["lm-eval"]["test"]["result"]["metrics"]
+        except (KeyError, TypeError):
+            continue
+        out.append({"run": run.name, "steps": run.last_step,
+                    "bits per character (report protocol)": report["bits_per_character"],
+                    "bits per byte (lm-eval protocol)": harness["bits_per_byte"],
+                    "word perplexity (lm-eval protocol)": harness["word_perplexity"]})
     return pd.DataFrame(out)
 
 

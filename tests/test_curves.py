@@ -104,3 +104,15 @@ def test_missing_runs_are_said_not_crashed(tmp_path):
     assert analysis.check is None and "needs the micro-batch run" in analysis.missing
     assert curves.law_values(analysis)["law_at_best_summary"].startswith("stated ")
     assert curves.held_out_table(analysis, runs).empty
+
+
+def test_final_scores_come_from_the_stored_evaluation(tmp_path):
+    folder = write_run(tmp_path / "a", get_profile("prefix"))
+    metrics = {"bits_per_character": 3.3, "bits_per_byte": 3.5, "word_perplexity": 4.8e5}
+    (folder / "evaluation.json").write_text(json.dumps(
+        {p: {"test": {"result": {"metrics": metrics}}} for p in ("report", "lm-eval")}))
+    unscored = write_run(tmp_path / "b", get_profile("short400"))
+    table = curves.final_scores(curves.read_runs({"stated": folder, "short400": unscored}))
+    assert table.to_dict("records") == [{
+        "run": "stated", "steps": 500, "bits per character (report protocol)": 3.3,
+        "bits per byte (lm-eval protocol)": 3.5, "word perplexity (lm-eval protocol)": 4.8e5}]

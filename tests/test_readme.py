@@ -162,11 +162,20 @@ def check(command: str) -> None:
         assert [w for w in words if w.startswith("torch==")] == [f"torch=={pins[0]}"]
     elif head == "papermill":
         notebook, out = ROOT / words[1], words[2]
-        assert notebook.is_file() and out.startswith("book/notebooks/")
+        # a chapter run by hand never writes over the committed book
+        assert notebook.is_file() and out.startswith("_build/")
         params = notebook_parameters(notebook)
+        given = {}
         for i, w in enumerate(words):
             if w == "-p":
                 assert words[i + 1] in params, words[i + 1]
+                given[words[i + 1]] = words[i + 2]
+        if "overrides" in given:  # the recipe it asks for is valid (warm-up within the schedule)
+            from h2q_lib.profiles import notebook_configs
+
+            notebook_configs(given.get("profile", "prefix"), given["overrides"])
+    elif head == "mkdir":
+        assert all(w == "-p" or w.startswith("_build/") for w in words[1:]), command
     elif head == "lm_eval":
         check_lm_eval(words[1:])
     elif head.startswith("benchmarks/"):
