@@ -71,21 +71,24 @@ def read_runs(run_dirs: dict[str, str | os.PathLike]) -> list[Run]:
             if (Path(d) / "config.json").is_file()]
 
 
-def readings_table(steps: int = REPORT.steps) -> pd.DataFrame:
-    """Each reading: what differs from the stated recipe, why it is plausible, and its rate
-    at the report's rows 100, 500 and 1,000, and the step where its cosine reaches
-    ``min_lr``."""
+def readings_table() -> pd.DataFrame:
+    """Each reading: what differs from the stated recipe and why it is plausible."""
+    return pd.DataFrame([{"reading": r.name, "what differs": r.differs,
+                          "why it is plausible": r.why} for r in READINGS.values()])
+
+
+def reading_rates(steps: int = REPORT.steps) -> pd.DataFrame:
+    """Each reading's learning rate (in units of 10⁻⁴) at the report's rows 100, 500 and
+    1,000, and the step where its cosine reaches ``min_lr``."""
     out = []
     for reading in READINGS.values():
         cfg = get_profile("report", reading=reading.name)
-        lr = rates(cfg, steps)
+        lr = rates(cfg, steps) * 1e4
         # the first step whose scheduler position is the cosine's last one
         ended = [k for k in range(1, steps + 1)
                  if reading.position(k - 1, cfg.grad_accum) >= cfg.schedule_length - 1]
-        out.append({"reading": reading.name, "what differs": reading.differs,
-                    "why it is plausible": reading.why,
-                    "rate at step 100": lr[99], "rate at step 500": lr[499],
-                    "rate at step 1,000": lr[999],
+        out.append({"reading": reading.name, "rate ×10⁻⁴ at step 100": lr[99],
+                    "at step 500": lr[499], "at step 1,000": lr[999],
                     "cosine ends at step": ended[0] if ended else None})
     return pd.DataFrame(out)
 
@@ -370,8 +373,8 @@ def law_constants(analysis: LawAnalysis) -> pd.DataFrame:
             continue
         l0, a, alpha, c = fit.params
         out.append({"fitted on": label, "runs": ", ".join(fit.fitted_on),
-                    "points": fit.points, "L0": l0, "A": a, "α": alpha, "C": c,
-                    "RMS residual (nats)": fit.rmse})
+                    "points": fit.points, "L0 (loss floor)": l0, "A": a, "α": alpha, "C": c,
+                    "RMS residual (loss)": fit.rmse})
     return pd.DataFrame(out)
 
 

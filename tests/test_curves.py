@@ -29,10 +29,12 @@ def write_run(folder, cfg, losses_at: dict[int, float] | None = None, every: int
     return folder
 
 
-def test_readings_table_says_where_each_reading_warms_up_and_decays():
-    table = curves.readings_table().set_index("reading")
-    assert table.loc["stated", "rate at step 500"] == pytest.approx(1.5e-4)
-    assert table.loc["micro-batch", "rate at step 500"] == pytest.approx(6e-4)
+def test_reading_rates_say_where_each_reading_warms_up_and_decays():
+    assert list(curves.readings_table()["reading"]) == [
+        "stated", "micro-batch", "micro-batch-cosine"]
+    table = curves.reading_rates().set_index("reading")
+    assert table.loc["stated", "at step 500"] == pytest.approx(1.5)  # ×10⁻⁴
+    assert table.loc["micro-batch", "at step 500"] == pytest.approx(6.0)
     assert table.loc["stated", "cosine ends at step"] == 6350
     assert table.loc["micro-batch", "cosine ends at step"] == 1588
 
