@@ -212,6 +212,17 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     return values
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, legend_size: int):
+    """Label the axes, start y at zero (losses and rates compare as ratios), grid, legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
                             max_step: int = 1000):
     """Validation loss against tokens for each run, the report's rows as points."""
@@ -226,13 +237,7 @@ def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
     rows = [r for r in claims.progress if r.step <= max_step]
     ax.scatter([r.step * tokens_per_step / 1e6 for r in rows], [r.loss for r in rows],
                color="black", zorder=5, label="report's Loss column")
-    ax.set_xlabel("tokens (millions)")
-    ax.set_ylabel("loss (nats per character)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "tokens (millions)", "loss (nats per character)", legend_size=9)
 
 
 def verdicts_markdown(runs: list[Run], **kwargs) -> str:
@@ -273,13 +278,7 @@ def plot_law(fit: LawFit | None, runs: list[Run],
         ax.scatter(curve.steps, curve.losses, s=10, label=f"{curve.name} (measured)")
     ax.scatter([r.step for r in claims.progress], [r.loss for r in claims.progress],
                color="black", zorder=5, label="report's Loss column")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (nats per character)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "optimizer step", "loss (nats per character)", legend_size=8)
 
 
 def plot_rates(readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims = REPORT):
@@ -292,13 +291,8 @@ def plot_rates(readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims
                 rates(get_profile("report", reading=name), claims.steps) * 1e4, label=name)
     for row in claims.progress:
         ax.axvline(row.step, color="grey", lw=0.5, alpha=0.4)
-    ax.set_xlabel("optimizer step (grey: the report's rows)")
-    ax.set_ylabel("learning rate (×10⁻⁴)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "optimizer step (grey: the report's rows)",
+                   "learning rate (×10⁻⁴)", legend_size=9)
 
 
 @dataclass(frozen=True)
