@@ -429,13 +429,17 @@ VERDICT_COLOURS = {"consistent": "#d4edda", "reproduced": "#d4edda",
 def significant(x: float, digits: int = 4) -> str:
     """``x`` with ``digits`` significant digits, thousands separated, never in e-notation.
 
-    Whole numbers at or above 10^digits keep all their digits (``477,813``).
+    A measured value never prints as a whole number: from 10^(digits-1) up, where ``digits``
+    significant digits leave no decimals, it keeps one (``5,667,420.4``, not ``5,667,420``).
+    A reader then sees a measurement, not a count, and the regression check compares it
+    within its tolerance instead of digit for digit (another CPU's kernels move the last
+    digits of a perplexity in the millions).
     """
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
     if abs(x) < 1:
         return f"{x:.{digits}g}"
-    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 1 if not x.is_integer() else 0)
     return f"{x:,.{decimals}f}"
 
 

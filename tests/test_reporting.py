@@ -208,17 +208,27 @@ def test_power_law_band_widens_with_scatter_and_the_reading_says_so():
 
 
 def test_rerun_row_compares_the_reports_early_losses_with_the_run():
+    from h2q_lib.curves import Run
     cfg = get_profile("prefix").to_dict()
     close = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.50}.get(s, 2.0))
-    row = audit.check_early_losses_reproduced(REPORT, cfg, close)
-    assert row.verdict == audit.CONSISTENT and "step 500" in row.evidence
     far = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.80}.get(s, 2.0))
-    assert audit.check_early_losses_reproduced(REPORT, cfg, far).verdict == audit.INCONSISTENT
+    row = audit.check_early_losses_reproduced(REPORT, [Run("stated", cfg, close, None)])
+    assert row.verdict == audit.CONSISTENT and "step 500" in row.evidence
+    assert audit.check_early_losses_reproduced(
+        REPORT, [Run("stated", cfg, far, None)]).verdict == audit.INCONSISTENT
+    # one verdict per reading: a second reading that reproduces the rows makes it consistent,
+    # and the row names it
+    micro = {**cfg, "reading": "micro-batch"}
+    both = audit.check_early_losses_reproduced(
+        REPORT, [Run("stated", cfg, far, None), Run("micro-batch", micro, close, None)])
+    assert both.verdict == audit.CONSISTENT and "under the micro-batch reading" in both.detail
+    assert "stated:" in both.evidence and "micro-batch:" in both.evidence
     smoke = get_profile("smoke").to_dict()
-    assert audit.check_early_losses_reproduced(REPORT, smoke, close).verdict == \
-        audit.NOT_CHECKABLE
+    assert audit.check_early_losses_reproduced(
+        REPORT, [Run("smoke", smoke, close, None)]).verdict == audit.NOT_CHECKABLE
     assert audit.check_early_losses_reproduced(REPORT).verdict == audit.NOT_CHECKABLE
-    counts = audit.audit_counts(audit.audit_table(audit.run_audit(REPORT, None, cfg, far)))
+    counts = audit.audit_counts(audit.audit_table(
+        audit.run_audit(REPORT, None, [Run("stated", cfg, far, None)])))
     assert counts["audit_total"] == sum(counts[f"audit_{v.replace(' ', '_')}"]
                                         for v in audit.VERDICTS)
     assert counts["audit_rerun_verdict"] == audit.INCONSISTENT
@@ -293,7 +303,7 @@ def test_table_formats_cells_for_readers():
                        "progress %": [2.0, 99.6], "complete": [True, False],
                        "parameters": [25547264.0, 127.0]})
     text = repr(reporting.table(df))
-    assert "10,780,437" in text and "1.2346" in text and "477,813" in text
+    assert "10,780,437" in text and "1.2346" in text and "477,813.2" in text
     assert "2.953" in text and "7.2%" in text and "2.0%" in text and "yes" in text
     assert "25,547,264" in text and "127.0" not in text
     for bad in ("NaN", "None", "nan", "dtype", "True"):
@@ -307,10 +317,20 @@ def test_table_formats_cells_for_readers():
         'id="')[1][:12]
 
 
+def test_a_measured_value_never_prints_as_a_count():
+    # nbval compares integers exactly and other numbers within a tolerance; a perplexity in
+    # the millions printed without a decimal would be held to the digit on every CPU
+    from nbval_tolerance import numbers_agree
+    assert reporting.significant(5667420.37) == "5,667,420.4"
+    assert reporting.significant(1855.2) == "1,855.2"
+    assert reporting.significant(15.413) == "15.41" and reporting.significant(477813.0) == "477,813"
+    assert numbers_agree(reporting.significant(5667420.4), reporting.significant(5667421.2))
+
+
 def test_table_of_a_series_formats_by_row_and_colours_verdicts():
     text = repr(reporting.table(pd.Series({"elapsed_s": 4862.95, "best_val_loss": 2.29461},
                                           name="this run")))
-    assert "4,863" in text and "2.2946" in text and "dtype" not in text
+    assert "4,862.9" in text and "2.2946" in text and "dtype" not in text
     audit_like = pd.DataFrame({"claim": ["a"], "verdict": ["inconsistent"]})
     assert "background-color: #f8d7da" in reporting.table(audit_like,
                                                           verdict="verdict")._repr_html_()
