@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -77,19 +78,26 @@ def readings_table() -> pd.DataFrame:
                           "why it is plausible": r.why} for r in READINGS.values()])
 
 
+@cache
+def report_rates(reading: str, steps: int = REPORT.steps) -> np.ndarray:
+    """The rate at each of the report's optimizer steps under ``reading`` (computed once,
+    read-only)."""
+    lr = rates(get_profile("report", reading=reading), steps)
+    lr.setflags(write=False)
+    return lr
+
+
 def reading_rates(steps: int = REPORT.steps) -> pd.DataFrame:
     """Each reading's learning rate (in units of 10⁻⁴) at the report's rows 100, 500 and
     1,000, and the step where its cosine reaches ``min_lr``."""
     out = []
     for reading in READINGS.values():
         cfg = get_profile("report", reading=reading.name)
-        lr = rates(cfg, steps) * 1e4
-        # the first step whose scheduler position is the cosine's last one
-        ended = [k for k in range(1, steps + 1)
-                 if reading.position(k - 1, cfg.grad_accum) >= cfg.schedule_length - 1]
+        lr = report_rates(reading.name, steps) * 1e4
+        ended = reading.first_step_at(cfg.schedule_length - 1, cfg.grad_accum)
         out.append({"reading": reading.name, "rate ×10⁻⁴ at step 100": lr[99],
                     "at step 500": lr[499], "at step 1,000": lr[999],
-                    "cosine ends at step": ended[0] if ended else None})
+                    "cosine ends at step": ended if ended <= steps else None})
     return pd.DataFrame(out)
 
 
@@ -129,21 +137,45 @@ def final_scores(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+@dataclass(frozen=True)
+class RowResult:
+    """A run's validation loss at one report row, against the report's Loss there."""
+
+    step: int
+    report: float
+    val_loss: float | None  # None where the run did not reach the step
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.val_loss is None else self.val_loss - self.report
+
+    def reproduced(self, tolerance: float = TOLERANCE) -> bool:
+        """|run − report| ≤ tolerance · report."""
+        return self.diff is not None and abs(self.diff) <= tolerance * self.report
+
+
+def row_results(run: Run, steps: tuple[int, ...] = (100, 500, 1000),
+                claims: ReportClaims = REPORT) -> list[RowResult]:
+    """The run's validation loss at each of the report's rows ``steps``."""
+    report = {r.step: r.loss for r in claims.progress}
+    out = []
+    for step in steps:
+        rec = run.record_at(step)
+        out.append(RowResult(step, report[step], rec.get("val_loss") if rec else None))
+    return out
+
+
 def rows_beside_runs(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                      claims: ReportClaims = REPORT) -> pd.DataFrame:
     """The report's rows ``steps``, each run's validation loss there (None where the run did
     not reach the step) and the run minus the report (Δ)."""
     report = {r.step: r.loss for r in claims.progress}
-    out = []
-    for step in steps:
-        row = {"step": step, "report Loss": report[step]}
-        for run in runs:
-            rec = run.record_at(step)
-            val = rec.get("val_loss") if rec else None
-            row[f"{run.name}: val loss"] = val
-            row[f"{run.name}: Δ loss"] = None if val is None else val - report[step]
-        out.append(row)
-    return pd.DataFrame(out)
+    table = pd.DataFrame({"step": list(steps), "report Loss": [report[s] for s in steps]})
+    for run in runs:
+        results = row_results(run, steps, claims)
+        table[f"{run.name}: val loss"] = [r.val_loss for r in results]
+        table[f"{run.name}: Δ loss"] = [r.diff for r in results]
+    return table
 
 
 def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
@@ -152,19 +184,16 @@ def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     """One sentence per run: which of the report's rows ``steps`` its validation loss
     reproduces within ``tolerance`` (a fraction of the report's Loss), which it misses and
     by how much, which it did not reach."""
-    report = {r.step: r.loss for r in claims.progress}
     sentences = []
     for run in runs:
         hit, miss, unreached = [], [], []
-        for step in steps:
-            rec = run.record_at(step)
-            if rec is None or rec.get("val_loss") is None:
-                unreached.append(f"{step:,}")
+        for r in row_results(run, steps, claims):
+            if r.val_loss is None:
+                unreached.append(f"{r.step:,}")
                 continue
-            diff = rec["val_loss"] - report[step]
-            text = (f"row {step:,} ({rec['val_loss']:.3f} vs {report[step]:.3f}, "
-                    f"{100 * diff / report[step]:+.1f} %)")
-            (hit if abs(diff) <= tolerance * report[step] else miss).append(text)
+            text = (f"row {r.step:,} ({r.val_loss:.3f} vs {r.report:.3f}, "
+                    f"{100 * r.diff / r.report:+.1f} %)")
+            (hit if r.reproduced(tolerance) else miss).append(text)
         parts = []
         if hit:
             parts.append("reproduces " + ", ".join(hit))
@@ -189,26 +218,25 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                    claims: ReportClaims = REPORT) -> dict[str, float | int | str]:
     """Numbers for the book's prose: each run's validation loss and difference at each row it
     reached (``<run>_at<step>``, ``<run>_diff<step>``) and the runs reproducing row 500."""
-    report = {r.step: r.loss for r in claims.progress}
     values: dict[str, float | int | str] = {"tolerance_pct": 100 * tolerance}
-    reproducing_500 = []
+    reproducing_500, at500 = [], []
     for run in runs:
         key = run.name.replace("-", "_")
-        for step in steps:
-            rec = run.record_at(step)
-            if rec is None or rec.get("val_loss") is None:
+        for r in row_results(run, steps, claims):
+            if r.val_loss is None:
                 continue
-            values[f"{key}_at{step}"] = rec["val_loss"]
-            values[f"{key}_diff{step}"] = rec["val_loss"] - report[step]
-            if step == 500 and abs(rec["val_loss"] - report[step]) <= tolerance * report[step]:
-                reproducing_500.append(run.name)
+            values[f"{key}_at{r.step}"] = r.val_loss
+            values[f"{key}_diff{r.step}"] = r.diff
+            if r.step == 500:
+                at500.append(f"{run.name} {r.val_loss:.3f}")
+                if r.reproduced(tolerance):
+                    reproducing_500.append(run.name)
     values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
     values["row500_verdict"] = (f"reproduced by the {' and '.join(reproducing_500)} reading"
                                 if reproducing_500 else "not reproduced by any tested reading")
-    at500 = [f"{run.name} {values[run.name.replace('-', '_') + '_at500']:.3f}" for run in runs
-             if run.name.replace("-", "_") + "_at500" in values]
+    report500 = next(r.loss for r in claims.progress if r.step == 500)
     values["row500_numbers"] = ("; ".join(at500) or "no run reached step 500") + \
-        f" vs the report's {report[500]:.4f}"
+        f" vs the report's {report500:.4f}"
     return values
 
 
@@ -254,7 +282,7 @@ def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READIN
     steps = np.array([r.step for r in claims.progress])
     out = pd.DataFrame({"step": steps, "report Loss": [r.loss for r in claims.progress]})
     for name in readings:
-        lr = rates(get_profile("report", reading=name), claims.steps)
+        lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
         out[f"{name}: loss"] = fit.predict(lr, steps)
         out[f"{name}: band"] = [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)]
@@ -270,7 +298,7 @@ def plot_law(fit: LawFit | None, runs: list[Run],
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     steps = np.arange(10, claims.steps + 1, 10)
     for name in readings if fit is not None else ():
-        lr = rates(get_profile("report", reading=name), claims.steps)
+        lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
         line, = ax.plot(steps, fit.predict(lr, steps), label=f"law, {name} reading")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
@@ -288,7 +316,7 @@ def plot_rates(readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     for name in readings:
         ax.plot(np.arange(1, claims.steps + 1),
-                rates(get_profile("report", reading=name), claims.steps) * 1e4, label=name)
+                report_rates(name, claims.steps) * 1e4, label=name)
     for row in claims.progress:
         ax.axvline(row.step, color="grey", lw=0.5, alpha=0.4)
     return _finish(fig, ax, "optimizer step (grey: the report's rows)",
@@ -397,7 +425,7 @@ def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str
     if analysis.fit is not None:
         step = np.array([claims.best_val_step])
         for name in READINGS:
-            lr = rates(get_profile("report", reading=name), claims.steps)
+            lr = report_rates(name, claims.steps)
             lo, hi = analysis.fit.band(lr, step)
             key = name.replace("-", "_")
             values[f"law_{key}_at_best"] = float(analysis.fit.predict(lr, step)[0])

@@ -44,6 +44,14 @@ class Reading:
             return (step + 1) * grad_accum - 1
         return step
 
+    def first_step_at(self, position: int, grad_accum: int) -> int:
+        """The first optimizer step, counted from 1, whose scheduler position is at least
+        ``position``: the inverse of ``position`` (per micro-batch, ⌈(position + 1) /
+        grad_accum⌉)."""
+        if self.lr_unit == "micro-batch":
+            return -(-(position + 1) // grad_accum)
+        return position + 1
+
 
 READINGS: dict[str, Reading] = {
     "stated": Reading(

@@ -39,6 +39,16 @@ def test_reading_rates_say_where_each_reading_warms_up_and_decays():
     assert table.loc["micro-batch", "cosine ends at step"] == 1588
 
 
+@pytest.mark.parametrize("name", ["stated", "micro-batch"])
+def test_first_step_at_inverts_a_readings_position(name):
+    from h2q_lib.readings import get_reading
+    reading = get_reading(name)
+    for position in (0, 1, 3, 4, 1999, 6349):
+        step = reading.first_step_at(position, grad_accum=4)  # counted from 1
+        assert reading.position(step - 1, 4) >= position
+        assert step == 1 or reading.position(step - 2, 4) < position
+
+
 def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     stated = curves.Run.read("stated", write_run(
         tmp_path / "a", get_profile("prefix"), {100: 2.75, 500: 2.29}))
