@@ -610,5 +610,6 @@ def evaluate_command(
         stored = evaluate_to_file(weights, out_path, (protocol,), splits, max_docs, data_dir,
                                   device, precision, batch, announce=print, progress=True)
     print(format_table(stored, (protocol,), splits))
-    print(f"wrote {out_path}")
+    if run_dir is None or out is not None or weights.is_file():
+        print(f"wrote {out_path}")  # a committed folder without weights is only read
     return stored

@@ -232,5 +232,5 @@ def test_the_committed_run_is_read_by_the_readme_commands(tmp_path, data_dir, mo
     assert "its records are read, not retrained" in out
     assert main(["evaluate", "runs/prefix", "--protocol", "lm-eval"]) == 0
     out = capsys.readouterr().out
-    assert "keeps no weights" in out and "bits/byte" in out
+    assert "keeps no weights" in out and "bits/byte" in out and "wrote" not in out
     assert (tmp_path / "runs" / "prefix" / "evaluation.json").read_bytes() == before
