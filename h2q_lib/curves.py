@@ -335,15 +335,16 @@ class LawAnalysis:
 
 
 def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 100,
-                resamples: int = 200) -> LawAnalysis:
-    """Fit the loss law to ``runs``; check it by refitting without ``held_out`` and predicting
-    that run. Parts that the runs cannot support are left None and said in ``missing``."""
+                resamples: int = 200, max_loss: float | None = None) -> LawAnalysis:
+    """Fit the loss law to ``runs`` (points from ``min_step`` on and, with ``max_loss``, at or
+    below that loss); check it by refitting without ``held_out`` and predicting that run.
+    Parts that the runs cannot support are left None and said in ``missing``."""
     from .loss_law import fit_law, held_out_errors
 
     curves = [run.curve() for run in runs]
     missing = []
     try:
-        fit = fit_law(curves, min_step=min_step, resamples=resamples)
+        fit = fit_law(curves, min_step=min_step, resamples=resamples, max_loss=max_loss)
     except ValueError as e:
         fit = None
         missing.append(f"no fit: {e}")
@@ -354,7 +355,8 @@ def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 
         missing.append(f"no held-out check: it needs the {held_out} run and at least one other")
     else:
         try:
-            check = fit_law(others, min_step=min_step, resamples=resamples)
+            check = fit_law(others, min_step=min_step, resamples=resamples,
+                            max_loss=max_loss)
             errors = held_out_errors(check, target)
         except ValueError as e:
             missing.append(f"no held-out check: {e}")
@@ -369,8 +371,8 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
     if "held_out_max_error" in values:
         parts.append(
             f"Fitted without the {analysis.held_out} run, the law predicts that run's "
-            f"validation loss at its {len(analysis.held_out_errors)} points from step "
-            f"{analysis.check.min_step} on to within {values['held_out_max_error']:.3f} nats "
+            f"validation loss at its {len(analysis.held_out_errors)} fitted-range points "
+            f"({_selection(analysis.check)}) to within {values['held_out_max_error']:.3f} nats "
             f"(mean measured − predicted {values['held_out_mean_error']:+.3f}): a schedule "
             "it never saw.")
     if analysis.fit is not None:
@@ -384,6 +386,12 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
     if analysis.missing:
         parts.append(f"Not computed: {analysis.missing}.")
     return " ".join(parts)
+
+
+def _selection(fit: LawFit) -> str:
+    """The points a fit keeps, in words."""
+    below = "" if fit.max_loss is None else f", loss ≤ {fit.max_loss:.2f}"
+    return f"step ≥ {fit.min_step:,}{below}"
 
 
 def law_constants(analysis: LawAnalysis) -> pd.DataFrame:
@@ -405,7 +413,7 @@ def held_out_table(analysis: LawAnalysis, runs: list[Run]) -> pd.DataFrame:
     if analysis.check is None or analysis.held_out is None:
         return pd.DataFrame()
     curve = next(r for r in runs if r.name == analysis.held_out).curve()
-    keep = curve.steps >= analysis.check.min_step
+    keep = analysis.check.selects(curve)
     steps = curve.steps[keep]
     predicted = analysis.check.predict(curve.lr, steps)
     lo, hi = analysis.check.band(curve.lr, steps)

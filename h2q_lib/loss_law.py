@@ -15,9 +15,11 @@ short: the law has to be pinned down by two or three curves of ten points each.
 Our choices where the paper leaves room, stated once here and in the book:
 - η_i is the rate the optimizer applied at step i, warm-up included, so S1 is the whole area
   under the rate curve; S2 counts decreases only (a rising rate in warm-up anneals nothing).
-- Only points past the early plateau are fitted (``min_step``): a character model first
-  learns character frequencies and bigrams within ~100 steps, a phase no power law in S1
-  describes.
+- Only points past the early plateau are fitted: a character model first learns character
+  frequencies and bigrams within ~100 steps (``min_step``), then sits on a plateau near 2.45
+  nats until it starts to use longer contexts, and falls off it at a step that depends on
+  the schedule. Neither phase is a power law in S1, so a fit may also keep only the points
+  below the plateau (``max_loss``), the part of each curve the law describes.
 - The band is the 2.5–97.5 percentile range over refits on bootstrap resamples of the
   fitted points: it reflects their scatter and the few curves, nothing the law cannot see
   (text repeated after one epoch, a different training text, a different machine).
@@ -95,6 +97,12 @@ class LawFit:
     rmse: float
     bootstrap: np.ndarray  # (resamples, 4)
     momentum: float = MOMENTUM
+    max_loss: float | None = None  # only points at or below it were fitted (None: all)
+
+    def selects(self, curve: Curve) -> np.ndarray:
+        """Which of ``curve``'s points this fit's selection keeps (a boolean mask)."""
+        keep = curve.steps >= self.min_step
+        return keep if self.max_loss is None else keep & (curve.losses <= self.max_loss)
 
     def predict(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The law's loss after each of ``steps`` (1-based) of the schedule ``lr``."""
@@ -125,29 +133,33 @@ def _fit(s1: np.ndarray, s2: np.ndarray, losses: np.ndarray,
 
 
 def fit_law(curves: list[Curve], min_step: int = 100, resamples: int = 300,
-            seed: int = 0, momentum: float = MOMENTUM) -> LawFit:
-    """Fit the law to every curve's points at ``step >= min_step`` (at least five points)."""
+            seed: int = 0, momentum: float = MOMENTUM, max_loss: float | None = None) -> LawFit:
+    """Fit the law to every curve's points at ``step >= min_step`` and, with ``max_loss``,
+    loss ≤ ``max_loss`` (at least five points)."""
     s1s, s2s, ys = [], [], []
     for curve in curves:
         keep = curve.steps >= min_step
+        if max_loss is not None:
+            keep &= curve.losses <= max_loss
         s1, s2 = areas(curve.lr, momentum)
         s1s.append(s1[curve.steps[keep] - 1])
         s2s.append(s2[curve.steps[keep] - 1])
         ys.append(curve.losses[keep])
     s1, s2, y = (np.concatenate(v) if v else np.array([]) for v in (s1s, s2s, ys))
     if len(y) < 5:
+        below = "" if max_loss is None else f" and loss <= {max_loss:g}"
         raise ValueError(f"the loss law has 4 constants and needs at least 5 points at step >= "
-                         f"{min_step}; the curves give {len(y)}")
+                         f"{min_step}{below}; the curves give {len(y)}")
     best = _fit(s1, s2, y)
     rng = np.random.default_rng(seed)
     boots = np.array([_fit(s1[pick], s2[pick], y[pick], start=best)
                       for pick in (rng.integers(0, len(y), len(y)) for _ in range(resamples))])
     rmse = float(np.sqrt(np.mean((law(best, s1, s2) - y) ** 2)))
     return LawFit(tuple(float(v) for v in best), tuple(c.name for c in curves), len(y),
-                  min_step, rmse, boots, momentum)
+                  min_step, rmse, boots, momentum, max_loss)
 
 
 def held_out_errors(fit: LawFit, curve: Curve) -> np.ndarray:
-    """Measured minus predicted loss at each of ``curve``'s points at ``step >= min_step``."""
-    keep = curve.steps >= fit.min_step
+    """Measured minus predicted loss at each of ``curve``'s points the fit's selection keeps."""
+    keep = fit.selects(curve)
     return curve.losses[keep] - fit.predict(curve.lr, curve.steps[keep])

@@ -11,11 +11,12 @@ from h2q_lib.profiles import get_profile
 TRUE = np.array([1.2, 0.9, 0.45, 60.0])  # L0, A, alpha, C
 
 
-def synthetic(name: str, cfg, eval_every: int = 25, noise: float = 0.0, seed: int = 0):
+def synthetic(name: str, cfg, eval_every: int = 25, noise: float = 0.0, seed: int = 0,
+              params: np.ndarray = TRUE):
     lr = rates(cfg, cfg.steps)
     steps = np.arange(eval_every, cfg.steps + 1, eval_every)
     s1, s2 = areas(lr)
-    losses = law(TRUE, s1[steps - 1], s2[steps - 1])
+    losses = law(params, s1[steps - 1], s2[steps - 1])
     losses = losses + np.random.default_rng(seed).normal(0, noise, len(steps))
     return Curve(name, steps, losses, lr)
 
@@ -78,3 +79,24 @@ def test_a_curve_is_read_from_a_run_folders_records():
     curve = Curve.from_run("short400", cfg.to_dict(), log)
     assert curve.steps.tolist() == [50, 100] and len(curve.lr) == 100
     assert curve.lr[0] == pytest.approx(cfg.lr / cfg.warmup)
+
+
+def test_points_on_a_plateau_can_be_left_out_of_the_fit():
+    """Curves that sit on a plateau (2.45) before they follow the law: fitted only below the
+    plateau, the law recovers its constants and the selection carries to a held-out run."""
+    true = np.array([1.0, 0.4, 0.3, 5.0])  # losses from ~5 down to ~1.5 on these schedules
+    schedules = {"stated": get_profile("prefix", steps=500), "short400": get_profile("short400"),
+                 "micro": get_profile("prefix", steps=500, reading="micro-batch")}
+    curves = {name: synthetic(name, cfg, params=true) for name, cfg in schedules.items()}
+    plateau = {name: Curve(name, c.steps, np.minimum(c.losses, 2.45), c.lr)
+               for name, c in curves.items()}
+    below = fit_law([plateau["stated"], plateau["short400"]], min_step=25, max_loss=2.44,
+                    resamples=10)
+    assert below.max_loss == 2.44
+    assert 5 <= below.points < len(curves["stated"].steps) + len(curves["short400"].steps)
+    assert below.params[2] == pytest.approx(true[2], rel=0.1)
+    kept = below.selects(plateau["micro"])
+    assert 0 < kept.sum() < len(kept) and (plateau["micro"].losses[kept] <= 2.44).all()
+    assert np.abs(held_out_errors(below, plateau["micro"])).max() < 0.02
+    with pytest.raises(ValueError, match="and loss <= 0.5"):
+        fit_law(list(plateau.values()), min_step=25, max_loss=0.5)
