@@ -17,7 +17,8 @@ loaded at a 1280 x 2000 window. Per page:
 - the book's reading quality (issue #23), one test each: at 1280 px no table or figure is
   wider than its container; no table cell or cell output shows ``NaN``, ``None`` or
   ``dtype:``, and no table cell ends in an ellipsis (a cut value); no code cell's input is
-  visible; the intro's verdict starts within its first 800 px.
+  visible; the intro's verdict starts within its first 800 px; at a phone's 390 px no table
+  or figure of the intro is wider than its container.
 
 ``H2Q_BOOK_HTML`` and ``H2Q_BOOK_TOC`` point the test at another built book (relative paths
 resolve against the repository root).
@@ -49,6 +50,7 @@ PAGE_TIMEOUT_S = 30.0
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 WINDOW = (1280, 2000)
+PHONE = (390, 844)  # a phone's viewport in CSS pixels, for the intro page
 VERDICT_WITHIN_PX = 800
 LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -292,6 +294,19 @@ class Book:
             self.visits[page] = self._load(page, self.base_url + f"{page}.html")
         return self.visits[page]
 
+    def visit_at(self, page: str, window: tuple[int, int]) -> Visit:
+        """``page`` loaded afresh at another viewport size (the size is restored after)."""
+        html = self.html_dir / f"{page}.html"
+        assert html.is_file(), f"{page} is in {TOC_FILE.name} but {html.name} was not built"
+        size = self.driver.get_window_size()
+        inner = self.driver.execute_script("return [window.innerWidth, window.innerHeight];")
+        self.driver.set_window_size(size["width"] - inner[0] + window[0],
+                                    size["height"] - inner[1] + window[1])
+        try:
+            return self._load(f"{page}-{window[0]}px", self.base_url + f"{page}.html")
+        finally:
+            self.driver.set_window_size(size["width"], size["height"])
+
     def _load(self, page: str, url: str) -> Visit:
         driver = self.driver
         driver.get_log("browser")  # drop what earlier pages left
@@ -385,6 +400,18 @@ def test_intro_verdict_is_in_the_first_800_px(book: Book) -> None:
     assert verdict["firstLineBottom"] <= VERDICT_WITHIN_PX, (
         f"{page}: the verdict's first line ends at {verdict['firstLineBottom']} px "
         f"(title at {verdict['titleTop']} px), below the first {VERDICT_WITHIN_PX} px")
+
+
+def test_intro_tables_fit_a_phone(book: Book) -> None:
+    """The intro's claim table is what a reader opening a shared link on a phone sees first;
+    at 390 px it must not scroll sideways."""
+    page = root_page()
+    if page is None:
+        pytest.skip(f"no root page in {TOC_FILE}")
+    visit = book.visit_at(page, PHONE)
+    assert visit.report["viewport"][0] == PHONE[0], visit.report["viewport"]
+    _fail(page, visit, [f"wider than its container at {PHONE[0]} px: {w}"
+                        for w in visit.report["wide"]])
 
 
 # --- the checks themselves, on a page that breaks every rule ------------------------------------
