@@ -240,6 +240,47 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     return values
 
 
+def _val_losses(run: Run) -> dict[int, float]:
+    return {r["step"]: r["val_loss"] for r in run.log if r.get("val_loss") is not None}
+
+
+def controls_table(base: Run, controls: list[Run]) -> pd.DataFrame:
+    """At every step where ``base`` and all ``controls`` measured a validation loss: base's
+    loss, each control's and the control minus the base (Δ)."""
+    losses = [_val_losses(run) for run in (base, *controls)]
+    steps = sorted(set.intersection(*(set(v) for v in losses))) if controls else []
+    table = pd.DataFrame({"step": steps, f"{base.name}: val loss": [losses[0][s] for s in steps]})
+    for run, own in zip(controls, losses[1:], strict=True):
+        table[f"{run.name}: val loss"] = [own[s] for s in steps]
+        table[f"{run.name}: Δ loss"] = [own[s] - losses[0][s] for s in steps]
+    return table
+
+
+def controls_reading(base: Run, controls: list[Run], runs: list[Run],
+                     claims: ReportClaims = REPORT) -> str:
+    """How far the controls move the validation loss at their last common step, beside how
+    far each reading's run is from the report's row 500."""
+    table = controls_table(base, controls)
+    if table.empty:
+        return ("No control run is committed: whether the seed, the training text or the "
+                "precision could move the loss by the gap below is not measured here.")
+    last = table.iloc[-1]
+    shifts = {run.name: float(last[f"{run.name}: Δ loss"]) for run in controls}
+    largest = max(abs(v) for v in shifts.values())
+    listed = ", ".join(f"{name} {v:+.3f}" for name, v in shifts.items())
+    gaps = [f"{run.name} {row.diff:+.3f}" for run in runs
+            for row in row_results(run, (500,), claims) if row.val_loss is not None]
+    text = (f"At step {int(last['step']):,}, the last step every control reached, changing one "
+            f"thing moves the stated run's validation loss by at most {largest:.3f} nats "
+            f"({listed}).")
+    if gaps:
+        text += (f" At the report's row 500 the runs differ from the report by "
+                 f"{'; '.join(gaps)} nats. The controls end at step "
+                 f"{int(last['step']):,}: they measure what one such change does there, not "
+                 "at row 500, so the two compare in order of size only.")
+    return text
+
+
 def _finish(fig, ax, xlabel: str, ylabel: str, legend_size: int):
     """Label the axes, start y at zero (losses and rates compare as ratios), grid, legend."""
     ax.set_xlabel(xlabel)

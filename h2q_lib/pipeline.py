@@ -51,6 +51,8 @@ def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
         "run_dirs": {"stated": rel(runs_dir / profile),
                      **{name: rel(runs_dir / folder)
                         for name, folder in spec.reading_runs.items()}},
+        "control_dirs": {name: rel(runs_dir / folder)
+                         for name, folder in spec.control_runs.items()},
     }
 
 

@@ -226,6 +226,9 @@ class Profile:
     # runs the readings chapter sets beside this profile's own (its "stated" run):
     # {name in the book: run folder name in the runs folder}
     reading_runs: dict = dataclasses.field(default_factory=dict)
+    # short control runs of the stated recipe with one thing changed (seed, training text,
+    # precision), set beside its run at the same steps: {name in the book: run folder name}
+    control_runs: dict = dataclasses.field(default_factory=dict)
 
 
 # The tokenizer experiment at a size a 2-core CPU finishes (the CPU profiles share it).
@@ -258,6 +261,7 @@ PROFILES: dict[str, Profile] = {
         experiment=CPU_EXPERIMENT,
         about="the report's recipe, first 500 of its 6,350 steps",
         reading_runs={"micro-batch": "prefix-micro-batch", "short400": "short400"},
+        control_runs={"seed 1338": "control-seed", "WikiText-103 slice": "control-wt103"},
     ),
     "short400": Profile(
         recipe=dict(

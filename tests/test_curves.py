@@ -128,3 +128,18 @@ def test_final_scores_come_from_the_stored_evaluation(tmp_path):
     assert table.to_dict("records") == [{
         "run": "stated", "steps": 500, "bits per character (report protocol)": 3.3,
         "bits per byte (lm-eval protocol)": 3.5, "word perplexity (lm-eval protocol)": 4.8e5}]
+
+
+def test_controls_are_compared_with_the_stated_run_at_common_steps(tmp_path):
+    cfg = get_profile("prefix")
+    base = curves.Run.read("stated", write_run(tmp_path / "a", cfg, {100: 2.60, 150: 2.50}))
+    short = get_profile("prefix", steps=150, seed=1338)
+    seed = curves.Run.read("seed 1338", write_run(tmp_path / "b", short, {100: 2.62, 150: 2.46}))
+    table = curves.controls_table(base, [seed])
+    assert table["step"].tolist() == [50, 100, 150]
+    assert table["seed 1338: Δ loss"].iloc[-1] == pytest.approx(-0.04)
+    text = curves.controls_reading(base, [seed], [base])
+    assert "at most 0.040 nats" in text and "seed 1338 -0.040" in text
+    assert "row 500" in text and "stated +" in text
+    assert curves.controls_table(base, []).empty
+    assert "No control run is committed" in curves.controls_reading(base, [], [base])
