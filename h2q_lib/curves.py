@@ -185,6 +185,8 @@ def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     reproduces within ``tolerance`` (a fraction of the report's Loss), which it misses and
     by how much, which it did not reach."""
     sentences = []
+    stated = next((row for run in runs if run.name == "stated"
+                   for row in row_results(run, (500,), claims) if row.val_loss is not None), None)
     for run in runs:
         hit, miss, unreached = [], [], []
         for r in row_results(run, steps, claims):
@@ -201,6 +203,12 @@ def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
             parts.append("misses " + ", ".join(miss))
         if unreached:
             parts.append("did not reach row " + ", ".join(unreached))
+        at500 = row_results(run, (500,), claims)[0] if 500 in steps else None
+        if stated is not None and run.name != "stated" and at500 and at500.val_loss is not None \
+                and stated.diff > 0:
+            closed = stated.val_loss - at500.val_loss
+            parts.append(f"at row 500 it closes {closed:.3f} of the stated reading's "
+                         f"{stated.diff:.3f} nats ({100 * closed / stated.diff:.0f} %)")
         sentences.append(f"**{run.name}** ({_describe(run)}) " + "; ".join(parts) + ".")
     return sentences
 

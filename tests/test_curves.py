@@ -60,6 +60,9 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     assert "did not reach row 1,000" in first
     assert "reproduces row 500 (1.550 vs 1.518, +2.1 %)" in second
     assert "misses row 100" in second  # 2.5 is 8 % below 2.718
+    # (2.29 - 1.55) of the stated run's 2.29 - 1.5178 = 0.7722 nats
+    assert "closes 0.740 of the stated reading's 0.772 nats (96 %)" in second
+    assert "closes" not in first
     values = curves.verdict_values([stated, close])
     assert values["row500_reproduced_by"] == "close"
     assert values["row500_verdict"] == "reproduced by the close reading"
