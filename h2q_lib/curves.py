@@ -226,7 +226,9 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                    claims: ReportClaims = REPORT) -> dict[str, float | int | str]:
     """Numbers for the book's prose: each run's validation loss and difference at each row it
     reached (``<run>_at<step>``, ``<run>_diff<step>``) and the runs reproducing row 500."""
-    values: dict[str, float | int | str] = {"tolerance_pct": 100 * tolerance}
+    report = {r.step: r.loss for r in claims.progress}
+    values: dict[str, float | int | str] = {"tolerance_pct": 100 * tolerance,
+                                            "report_fall_100_500": report[100] - report[500]}
     reproducing_500, at500 = [], []
     for run in runs:
         key = run.name.replace("-", "_")
@@ -239,12 +241,13 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                 at500.append(f"{run.name} {r.val_loss:.3f}")
                 if r.reproduced(tolerance):
                     reproducing_500.append(run.name)
+        if f"{key}_at100" in values and f"{key}_at500" in values:
+            values[f"{key}_fall_100_500"] = values[f"{key}_at100"] - values[f"{key}_at500"]
     values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
     values["row500_verdict"] = (f"reproduced by the {' and '.join(reproducing_500)} reading"
                                 if reproducing_500 else "not reproduced by any tested reading")
-    report500 = next(r.loss for r in claims.progress if r.step == 500)
     values["row500_numbers"] = ("; ".join(at500) or "no run reached step 500") + \
-        f" vs the report's {report500:.4f}"
+        f" vs the report's {report[500]:.4f}"
     return values
 
 

@@ -70,6 +70,8 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     assert curves.verdict_values([stated])["row500_verdict"] == (
         "not reproduced by any tested reading")
     assert values["close_diff500"] == pytest.approx(1.55 - 1.5178)
+    assert values["report_fall_100_500"] == pytest.approx(2.7180 - 1.5178)
+    assert values["close_fall_100_500"] == pytest.approx(2.5 - 1.55)
 
 
 def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
