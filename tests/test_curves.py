@@ -111,6 +111,21 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
     values = curves.law_values(analysis)
     assert values["law_missing"] == "nothing" and "law_micro_batch_band" in values
     assert values["law_at_best_summary"].startswith("stated ")
+    # a second selection of points (below a loss) is compared on the same held-out run
+    below = curves.analyse_law(runs, resamples=5, max_loss=8.0)
+    assert below.check.max_loss == 8.0
+    assert len(curves.held_out_table(below, runs)) < 9
+    sentence = curves.selection_reading(below, analysis)
+    assert sentence.startswith("Fitted on the points with step ≥ 100 instead")
+    assert "with step ≥ 100, loss ≤ 8.00." in sentence
+    assert curves.selection_reading(analysis, analysis) == ""
+    assert "it predicts a schedule it never saw" in curves.law_reading(analysis)
+    # a held-out run the law misses is said to be missed, and the prediction demoted
+    off = curves.Run.read("micro-batch", write_run(
+        tmp_path / "d", get_profile("prefix", reading="micro-batch"),
+        {s: 1.0 for s in range(100, 501, 50)}))
+    missed = curves.analyse_law([runs[0], runs[1], off], resamples=5)
+    assert "not a tested forecast" in curves.law_reading(missed)
 
 
 def test_missing_runs_are_said_not_crashed(tmp_path):
