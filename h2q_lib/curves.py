@@ -285,9 +285,12 @@ def controls_reading(base: Run, controls: list[Run], runs: list[Run],
     listed = ", ".join(f"{name} {v:+.3f}" for name, v in shifts.items())
     gaps = [f"{run.name} {row.diff:+.3f}" for run in runs
             for row in row_results(run, (500,), claims) if row.val_loss is not None]
+    deltas = table[[f"{run.name}: Δ loss" for run in controls]].abs()
+    peak_step = int(table["step"].iloc[int(deltas.max(axis=1).to_numpy().argmax())])
     text = (f"At step {int(last['step']):,}, the last step every control reached, changing one "
             f"thing moves the stated run's validation loss by at most {largest:.3f} nats "
-            f"({listed}).")
+            f"({listed}); at any common step by at most {float(deltas.to_numpy().max()):.3f} "
+            f"(step {peak_step:,}).")
     if gaps:
         text += (f" At the report's row 500 the runs differ from the report by "
                  f"{'; '.join(gaps)} nats. The controls end at step "

@@ -160,6 +160,7 @@ def test_controls_are_compared_with_the_stated_run_at_common_steps(tmp_path):
     assert table["seed 1338: Δ loss"].iloc[-1] == pytest.approx(-0.04)
     text = curves.controls_reading(base, [seed], [base])
     assert "at most 0.040 nats" in text and "seed 1338 -0.040" in text
+    assert "at any common step by at most 0.040 (step 150)" in text
     assert "row 500" in text and "stated +" in text
     assert curves.controls_table(base, []).empty
     assert "No control run is committed" in curves.controls_reading(base, [], [base])
