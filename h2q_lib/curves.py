@@ -446,6 +446,11 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
             f"Fitted on every run, it puts the loss at the report's step "
             f"{claims.best_val_step:,} at: {preds}; the report printed "
             f"{claims.best_val_loss}.")
+    if values["law_impossible"]:
+        parts.append(
+            f"Under the {values['law_impossible']} reading the band reaches below zero, a loss "
+            "no model can have: there the annealing term, fitted on rates that fall once, is "
+            "carried over rates that fall many times, far outside what it was fitted on.")
     if analysis.missing:
         parts.append(f"Not computed: {analysis.missing}.")
     return " ".join(parts)
@@ -502,10 +507,18 @@ def held_out_table(analysis: LawAnalysis, runs: list[Run]) -> pd.DataFrame:
 def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str, float | str]:
     """Numbers for the prose: the held-out errors, and each reading's predicted loss at the
     report's best row (step 6,000, Loss 1.0828) with its band."""
-    values: dict[str, float | str] = {"law_missing": analysis.missing or "nothing"}
+    values: dict[str, float | str] = {"law_missing": analysis.missing or "nothing",
+                                      "law_check_verdict": "no held-out check"}
     if analysis.held_out_errors is not None and len(analysis.held_out_errors):
-        values["held_out_max_error"] = float(np.abs(analysis.held_out_errors).max())
+        worst = float(np.abs(analysis.held_out_errors).max())
+        values["held_out_max_error"] = worst
         values["held_out_mean_error"] = float(np.mean(analysis.held_out_errors))
+        values["law_check_verdict"] = (
+            f"it predicts the held-out {analysis.held_out} run within {worst:.2f} nats"
+            if worst <= HELD_OUT_TOLERANCE else
+            f"untested: it misses the held-out {analysis.held_out} run by up to {worst:.2f} "
+            "nats, so these are fits carried forward, not forecasts")
+    impossible = []
     if analysis.fit is not None:
         step = np.array([claims.best_val_step])
         for name in READINGS:
@@ -514,9 +527,12 @@ def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str
             key = name.replace("-", "_")
             values[f"law_{key}_at_best"] = float(analysis.fit.predict(lr, step)[0])
             values[f"law_{key}_band"] = f"{lo[0]:.2f}–{hi[0]:.2f}"
+            if lo[0] < 0:
+                impossible.append(name)
         values["law_at_best_summary"] = "; ".join(
             f"{name} {values['law_' + name.replace('-', '_') + '_at_best']:.2f} "
             f"({values['law_' + name.replace('-', '_') + '_band']})" for name in READINGS)
     else:
         values["law_at_best_summary"] = "no fit (" + analysis.missing + ")"
+    values["law_impossible"] = ", ".join(impossible)
     return values

@@ -126,6 +126,10 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
         {s: 1.0 for s in range(100, 501, 50)}))
     missed = curves.analyse_law([runs[0], runs[1], off], resamples=5)
     assert "not a tested forecast" in curves.law_reading(missed)
+    assert curves.law_values(missed)["law_check_verdict"].startswith(
+        "untested: it misses the held-out micro-batch run by up to")
+    assert curves.law_values(analysis)["law_check_verdict"].startswith(
+        "it predicts the held-out micro-batch run within")
 
 
 def test_missing_runs_are_said_not_crashed(tmp_path):
