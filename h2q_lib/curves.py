@@ -335,7 +335,10 @@ def verdicts_markdown(runs: list[Run], **kwargs) -> str:
 def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READINGS),
                     claims: ReportClaims = REPORT) -> pd.DataFrame:
     """The fitted law's loss at every report row under each reading of the report's schedule,
-    with its bootstrap band, beside the report's Loss (empty without a fit)."""
+    with its bootstrap band, beside the report's Loss (empty without a fit).
+
+    A fit made only below a loss (``max_loss``) says nothing above it: where its own value is
+    above that loss (on the plateau) the row is left empty."""
     if fit is None:
         return pd.DataFrame()
     steps = np.array([r.step for r in claims.progress])
@@ -343,15 +346,21 @@ def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READIN
     for name in readings:
         lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
-        out[f"{name}: loss"] = fit.predict(lr, steps)
-        out[f"{name}: band"] = [f"{a:.2f}–{b:.2f}" for a, b in zip(lo, hi, strict=True)]
+        predicted = fit.predict(lr, steps)
+        inside = (predicted <= fit.max_loss) if fit.max_loss is not None else \
+            np.ones(len(steps), dtype=bool)
+        out[f"{name}: loss"] = [p if ok else None for p, ok in zip(predicted, inside,
+                                                                   strict=True)]
+        out[f"{name}: band"] = [f"{a:.2f}–{b:.2f}" if ok else None
+                                for a, b, ok in zip(lo, hi, inside, strict=True)]
     return out
 
 
 def plot_law(fit: LawFit | None, runs: list[Run],
              readings: tuple[str, ...] = tuple(READINGS), claims: ReportClaims = REPORT):
     """The law's predicted curve under each reading with its band, the fitted runs' points,
-    and the report's rows as points, against the report's steps."""
+    and the report's rows as points, against the report's steps (a fit made below a loss is
+    drawn only where its value is below that loss, as in ``law_predictions``)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -359,8 +368,12 @@ def plot_law(fit: LawFit | None, runs: list[Run],
     for name in readings if fit is not None else ():
         lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
-        line, = ax.plot(steps, fit.predict(lr, steps), label=f"law, {name} reading")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        predicted = fit.predict(lr, steps)
+        if fit.max_loss is not None:
+            outside = predicted > fit.max_loss
+            predicted, lo, hi = (np.where(outside, np.nan, v) for v in (predicted, lo, hi))
+        line, = ax.plot(steps, predicted, label=f"law, {name} reading")
+        ax.fill_between(steps, np.maximum(lo, 0), hi, color=line.get_color(), alpha=0.15)
     for curve in (run.curve() for run in runs):
         ax.scatter(curve.steps, curve.losses, s=10, label=f"{curve.name} (measured)")
     ax.scatter([r.step for r in claims.progress], [r.loss for r in claims.progress],

@@ -119,6 +119,10 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
     assert sentence.startswith("Fitted on the points with step ≥ 100 instead")
     assert "with step ≥ 100, loss ≤ 8.00." in sentence
     assert curves.selection_reading(analysis, analysis) == ""
+    # rows where a below-the-plateau fit's own value is above its cut are left empty
+    cut = curves.law_predictions(below.fit).set_index("step")
+    assert pd.isna(cut.loc[100, "stated: loss"]) and pd.isna(cut.loc[100, "stated: band"])
+    assert (cut["stated: loss"].dropna() <= 8.0).all() and cut["stated: loss"].notna().any()
     assert "it predicts a schedule it never saw" in curves.law_reading(analysis)
     # a held-out run the law misses is said to be missed, and the prediction demoted
     off = curves.Run.read("micro-batch", write_run(
