@@ -247,6 +247,15 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                     reproducing_500.append(run.name)
         if f"{key}_at100" in values and f"{key}_at500" in values:
             values[f"{key}_fall_100_500"] = values[f"{key}_at100"] - values[f"{key}_at500"]
+    stated = next((run for run in runs if run.name == "stated"), None)
+    if stated is not None and "stated_fall_100_500" in values:
+        values["stated_fall_sentence"] = (
+            f"falls {values['stated_fall_100_500']:.2f} and ends "
+            f"{values['stated_diff500']:.2f} nats above row 500")
+    else:
+        reached = stated.last_step if stated is not None else 0
+        values["stated_fall_sentence"] = (f"has no validation loss at both rows (it ran "
+                                          f"{reached:,} steps)")
     values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
     values["row500_verdict"] = (f"reproduced by the {' and '.join(reproducing_500)} reading"
                                 if reproducing_500 else "not reproduced by any tested reading")

@@ -72,6 +72,10 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     assert values["close_diff500"] == pytest.approx(1.55 - 1.5178)
     assert values["report_fall_100_500"] == pytest.approx(2.7180 - 1.5178)
     assert values["close_fall_100_500"] == pytest.approx(2.5 - 1.55)
+    assert values["stated_fall_sentence"] == "falls 0.46 and ends 0.77 nats above row 500"
+    short = curves.Run.read("stated", write_run(tmp_path / "s", get_profile("smoke")))
+    assert curves.verdict_values([short])["stated_fall_sentence"] == (
+        "has no validation loss at both rows (it ran 100 steps)")
 
 
 def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
