@@ -21,13 +21,17 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .hardware import autocast, choose_precision, cpu_capability, peak_rss_gb, pick_device
 from .model import GPT, GPTConfig, count_parameters, flops_per_token
+from .peer import TransformersPeer
+from .profiling import profile_eval_batch, profile_training_step
 from .report import REPORT
 from .runs import check_writable
 from .tokenizers import CHAR_VOCAB_SIZE
@@ -89,28 +93,59 @@ def device_name(device: str) -> str:
     return f"{model}, {torch.get_num_threads()} threads"
 
 
-def matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 3) -> float:
-    """Achievable FLOP/s of an ``n × n`` matrix product on random data: 2n³ / seconds.
+def matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 3,
+                shape: tuple[int, int, int] | None = None) -> float:
+    """Achievable FLOP/s of an ``m × k`` by ``k × n`` product on random data: 2mkn / seconds.
 
-    A type the device only emulates (bf16 on an AVX2 CPU, about 50x slower) is timed on one
-    product: more would add minutes and no information.
+    ``shape`` is ``(m, k, n)``; without it the product is square, ``n × n``. A type the
+    device only emulates (bf16 on an AVX2 CPU, about 50x slower) is timed on one product:
+    more would add minutes and no information.
     """
     n = n or (2048 if device == "cpu" else 8192)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    m, k, n = shape or (n, n, n)
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
     t0 = time.perf_counter()
     a @ b
     _sync(device)
     once = time.perf_counter() - t0
     if once > 1.0:
-        return 2 * n**3 / once
+        return 2 * m * k * n / once
     reps = 4 if device == "cpu" else 20
 
     def run():
         for _ in range(reps):
             a @ b
 
-    return 2 * n**3 * reps / _timed(run, device, repeats)
+    return 2 * m * k * n * reps / _timed(run, device, repeats)
+
+
+def model_matmul_shapes(cfg: GPTConfig, rows: int) -> tuple[tuple[int, int, int], ...]:
+    """The forward products of the model's weight matrices, ``(rows, in, out)``, one a kind.
+
+    ``rows`` is the tokens of a micro-batch. These are the products a training step spends
+    its matrix time in, so the limit is measured on them as well as on a square.
+    """
+    d, f = cfg.n_embd, cfg.n_ff
+    return ((rows, d, 3 * d), (rows, d, d), (rows, d, f), (rows, f, d))
+
+
+def matmul_limit(device: str, dtype: torch.dtype, cfg: GPTConfig, rows: int,
+                 repeats: int = 3) -> float:
+    """The fastest FLOP/s measured over a square product and the model's own shapes.
+
+    One square alone can sit far below what the hardware does: on a CPU with AMX, a bf16
+    2048² product (power-of-two strides) measured a third of the rate of the model's
+    4096 × 512 × 1536. The limit is the best rate this device showed on any of them.
+    """
+    shapes = ((1024, 1024, 1024), (2048, 2048, 2048), *model_matmul_shapes(cfg, rows))
+    if device != "cpu":
+        shapes = ((8192, 8192, 8192), *shapes)
+    first = matmul_rate(device, dtype, shape=shapes[0], repeats=repeats)
+    if 2 * 1024**3 / first > 1.0:  # emulated (bf16 on AVX2): one shape says it all
+        return first
+    return max(first, *(matmul_rate(device, dtype, shape=s, repeats=repeats)
+                        for s in shapes[1:]))
 
 
 def _train_step(model, opt, batches, device, precision, clip=1.0):
@@ -124,10 +159,13 @@ def _train_step(model, opt, batches, device, precision, clip=1.0):
 
 
 def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int, accum: int,
-                  repeats: int) -> float:
-    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens."""
+                  repeats: int, build: Callable[[GPTConfig], nn.Module] = GPT) -> float:
+    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens.
+
+    ``build`` makes the model (``model.GPT``, or ``peer.TransformersPeer`` for the peer).
+    """
     torch.manual_seed(0)
-    model = GPT(cfg).to(device)
+    model = build(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused_adamw,
                             foreach=False if not variant.fused_adamw else None)
     step_model = torch.compile(model) if variant.compile else model
@@ -157,9 +195,11 @@ def adamw_step_seconds(cfg: GPTConfig, device: str, fused: bool, repeats: int) -
 
 
 @torch.inference_mode()
-def eval_rate(cfg: GPTConfig, device: str, precision: str, batch: int, repeats: int) -> float:
+def eval_rate(cfg: GPTConfig, device: str, precision: str, batch: int, repeats: int,
+              build: Callable[[GPTConfig], nn.Module] = GPT) -> float:
     """Forward tokens/s the way ``evaluate_documents`` runs: one autocast region, no grads."""
-    model = GPT(cfg).to(device).eval()
+    torch.manual_seed(0)
+    model = build(cfg).to(device).eval()
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
     with autocast(device, precision):
         return batch * cfg.block_size / _timed(lambda: model(x), device, repeats)
@@ -318,7 +358,8 @@ def _local_split(name: str):
 def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: bool = False,
                   device: str = "auto", batch_size: int = 8, grad_accum: int = 4,
                   ladder: tuple[TrainVariant, ...] = TRAIN_LADDER,
-                  text: str | None = None, eval_split: str | None = "test") -> dict:
+                  text: str | None = None, eval_split: str | None = "test",
+                  with_peer: bool = True, with_profile: bool = True) -> dict:
     """Measure everything, print a table and write JSON to ``out``.
 
     ``out`` is checked (its folder made and written to) before anything is measured, so a
@@ -333,24 +374,31 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     cfg = REPORT.model_config(CHAR_VOCAB_SIZE)
     repeats = 1 if quick else 3
     accum = 1 if quick else grad_accum
-    bf16 = matmul_rate(device, torch.bfloat16, repeats=repeats)
-    fp32 = matmul_rate(device, torch.float32, repeats=repeats)
+    rows = batch_size * cfg.block_size
+    bf16 = matmul_limit(device, torch.bfloat16, cfg, rows, repeats)
+    fp32 = matmul_limit(device, torch.float32, cfg, rows, repeats)
     fpt = flops_per_token(cfg)
     # Two passes over the ladder, the second in reverse order, best of both per rung: a
     # slow spell of a shared machine then hurts one pass of a rung, not the comparison.
     passes = 1 if quick else 2
     rates: dict[str, float] = {}
-    eval_tps = 0.0
+    eval_tps = peer_train = peer_eval = 0.0
     for p in range(passes):
         for variant in ladder if p % 2 == 0 else reversed(ladder):
             tps = training_rate(cfg, device, variant, batch_size, accum, max(1, repeats - 1))
             rates[variant.name] = max(rates.get(variant.name, 0.0), tps)
         # evaluation in every pass too, so that its ratio to training is taken side by side
         eval_tps = max(eval_tps, eval_rate(cfg, device, precision, batch_size, 2 * repeats))
+        if with_peer:  # the peer in every pass, with the trainer's settings and precision
+            peer_train = max(peer_train, training_rate(cfg, device, TRAINER_DEFAULT, batch_size,
+                                                       accum, max(1, repeats - 1),
+                                                       build=TransformersPeer))
+            peer_eval = max(peer_eval, eval_rate(cfg, device, precision, batch_size,
+                                                 2 * repeats, build=TransformersPeer))
     # the limit is the best the machine achieved: measured again at the end, the higher kept,
     # in whichever type is faster here
-    bf16 = max(bf16, matmul_rate(device, torch.bfloat16, repeats=repeats))
-    fp32 = max(fp32, matmul_rate(device, torch.float32, repeats=repeats))
+    bf16 = max(bf16, matmul_limit(device, torch.bfloat16, cfg, rows, repeats))
+    fp32 = max(fp32, matmul_limit(device, torch.float32, cfg, rows, repeats))
     limit, limit_type = max((bf16, "bf16"), (fp32, "fp32"))
     train = [{"variant": v.name, "tokens_per_s": rates[v.name],
               "MFU_vs_measured_limit": rates[v.name] * fpt / limit} for v in ladder]
@@ -366,6 +414,15 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         attention["eval_all_threads_over_one"] = eval_thread_scaling(cfg, precision, batch_size,
                                                                      repeats)
     lfpt = linear_flops_per_token(cfg)
+    peer = ({"transformers_parameters": sum(p.numel() for p in TransformersPeer(cfg).parameters()),
+             "transformers_train_tokens_per_s": peer_train,
+             "transformers_eval_tokens_per_s": peer_eval,
+             "train_over_transformers": trainer["tokens_per_s"] / peer_train,
+             "eval_over_transformers": eval_tps / peer_eval} if with_peer else {})
+    profiles = ({"profile_train": profile_training_step(cfg, device, precision, batch_size,
+                                                        accum, limit),
+                 "profile_eval": profile_eval_batch(cfg, device, precision, batch_size, limit)}
+                if with_profile else {})
     split = _local_split(eval_split) if eval_split else None
     whole_split = (eval_split_rate(device, precision, batch_size, split, 4 if quick else None)
                    if split is not None else {})
@@ -404,10 +461,12 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         "train_ceiling_tokens_per_s": limit / fpt,
         "eval_tokens_per_s": eval_tps,
         **attention,
+        **peer,
         "eval_over_train": eval_tps / trainer["tokens_per_s"],
         "eval_linear_flops_per_token": lfpt,
         "eval_ceiling_tokens_per_s": limit / lfpt,
         **whole_split,
+        **profiles,
         **tokenization_rates(text),
         **_peak_memory_gb(device),
         "report_tokens_per_s": REPORT.avg_tokens_per_s,

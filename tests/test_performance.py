@@ -151,8 +151,13 @@ def test_bench_flags_are_checked(capsys):
 
 def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     rates = iter([100.0, 250.0, 300.0])
-    monkeypatch.setattr(bench, "training_rate", lambda *a, **k: next(rates))
-    monkeypatch.setattr(bench, "eval_rate", lambda *a, **k: 1200.0)
+    peer = bench.TransformersPeer
+    monkeypatch.setattr(bench, "training_rate",
+                        lambda *a, **k: 200.0 if k.get("build") is peer else next(rates))
+    monkeypatch.setattr(bench, "eval_rate",
+                        lambda *a, **k: 600.0 if k.get("build") is peer else 1200.0)
+    monkeypatch.setattr(bench, "profile_training_step", lambda *a, **k: {"parts": {}})
+    monkeypatch.setattr(bench, "profile_eval_batch", lambda *a, **k: {"parts": {}})
     monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e10)
     monkeypatch.setattr(bench, "attention_milliseconds", lambda *a, **k: {"attention_ms_sdpa": 1.0})
     monkeypatch.setattr(bench, "eval_thread_scaling", lambda *a, **k: 1.5)
@@ -163,6 +168,8 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     assert [r["speedup_vs_reference"] for r in saved["train"]] == [1.0, 2.5, 3.0]
     assert saved["train_tokens_per_s"] == 300.0  # the trainer's default rung
     assert saved["eval_over_train"] == 4.0
+    assert (saved["train_over_transformers"], saved["eval_over_transformers"]) == (1.5, 2.0)
+    assert saved["transformers_parameters"] == saved["parameters"]
     assert res["train_MFU_vs_measured_limit"] == pytest.approx(300.0 * res["flops_per_token"]
                                                               / 1e10)
     assert res["train_ceiling_tokens_per_s"] == pytest.approx(1e10 / res["flops_per_token"])
