@@ -157,6 +157,9 @@ class RuntimeConfig:
     precision: str = "auto"  # the rule in hardware.choose_precision
     compile: bool = False
     threads: int = 0  # 0: torch's default
+    # sequences a forward/backward pass (0: the recipe's batch_size); a step still averages
+    # the recipe's batch_size x grad_accum sequences, only how they are cut changes
+    micro_batch: int = 0
     quiet: bool = False
 
     def to_dict(self) -> dict:
@@ -170,6 +173,10 @@ class RuntimeConfig:
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) \
                 or self.threads < 0:
             raise ConfigError("threads", self.threads, "an integer >= 0 (0: torch's default)")
+        if isinstance(self.micro_batch, bool) or not isinstance(self.micro_batch, int) \
+                or self.micro_batch < 0:
+            raise ConfigError("micro_batch", self.micro_batch,
+                              "an integer >= 0 (0: the recipe's batch_size)")
         return self
 
 

@@ -409,6 +409,12 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig |
     di = init_distributed(device)
     if cfg.grad_accum % di.world:
         raise ConfigError("grad_accum", cfg.grad_accum, f"a multiple of the {di.world} processes")
+    per_process = cfg.batch_size * cfg.grad_accum // di.world
+    if runtime.micro_batch and per_process % runtime.micro_batch:
+        raise ConfigError("micro_batch", runtime.micro_batch,
+                          f"a divisor of the {per_process} sequences each process takes a step "
+                          "(batch_size x grad_accum / processes), or 0 for the recipe's "
+                          f"batch_size={cfg.batch_size}")
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     if di.main:
@@ -556,7 +562,12 @@ def _train(cfg, runtime, run_dir, device, di, cache_dir, stop_after, extend, sto
     step_model = torch.compile(train_model) if runtime.compile else train_model
     # taken now, from the code this process runs (the files may change while it trains)
     provenance = run_provenance()
+    # the recipe's sequences of a step, cut into micro-batches of ``micro`` (a runtime choice)
+    micro = runtime.micro_batch or cfg.batch_size
+    per_rank = cfg.batch_size * cfg.grad_accum // di.world
+    micro_steps = per_rank // micro
     session = {"from_step": state.step, "device": device, **precision.to_dict(),
+               "micro_batch": micro,
                "git_revision": provenance["git_revision"],
                "library_fingerprint": provenance["library_fingerprint"], "world_size": di.world}
     meta = {"recipe": cfg.to_dict(), "recipe_sha256": recipe_sha256(cfg),
@@ -578,7 +589,6 @@ def _train(cfg, runtime, run_dir, device, di, cache_dir, stop_after, extend, sto
 
     # 4. the loop
     start_step = state.step
-    accum_local = cfg.grad_accum // di.world
     seqs_per_step = cfg.batch_size * cfg.grad_accum
     t_start = time.perf_counter() - state.elapsed_s
     t_last, tokens_last, losses_since_log = time.perf_counter(), 0, []
@@ -591,21 +601,21 @@ def _train(cfg, runtime, run_dir, device, di, cache_dir, stop_after, extend, sto
             group["lr"] = lr
         offsets = batch_offsets(cfg.seed, step, seqs_per_step, len(data.train.tokens),
                                 cfg.block_size)
-        per_rank = accum_local * cfg.batch_size
         mine = offsets[di.rank * per_rank : (di.rank + 1) * per_rank]
         loss_sum = torch.zeros((), device=device)
-        for micro in range(accum_local):
-            micro_offsets = mine[micro * cfg.batch_size : (micro + 1) * cfg.batch_size]
-            x, y = get_batch(data.train.tokens, micro_offsets, cfg.block_size, device)
-            sync = micro == accum_local - 1 or di.world == 1
+        for i in range(micro_steps):
+            x, y = get_batch(data.train.tokens, mine[i * micro : (i + 1) * micro],
+                             cfg.block_size, device)
+            sync = i == micro_steps - 1 or di.world == 1
             ctx = contextlib.nullcontext() if sync else train_model.no_sync()
             with ctx, autocast(device, precision.precision):
                 _, loss = step_model(x, y)
-            scaler.scale(loss / accum_local).backward()
+            scaler.scale(loss / micro_steps).backward()
             loss_sum += loss.detach()
         if di.world > 1:
             dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
-        train_loss = loss_sum.item() / cfg.grad_accum
+        # equal micro-batches: the mean of their means is the mean over the step's sequences
+        train_loss = loss_sum.item() / (micro_steps * di.world)
         done = step + 1
         if not math.isfinite(train_loss):
             raise _diverged("the training loss", train_loss, done, run_dir)

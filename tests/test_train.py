@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -374,3 +375,38 @@ def test_attention_lets_the_model_copy_from_its_context():
         loss.backward()
         opt.step()
     assert loss.item() < 0.1 < math.log(18)
+
+
+# --- the micro-batch split (a runtime choice, not the recipe) -------------------------------
+
+# fp32 sums the gradient in a different order. AdamW divides by the gradient's own scale,
+# so where a gradient is near zero that rounding is magnified up to the learning rate itself
+# (Adam moves a weight by at most about lr a step): the splits must agree to 1 % of that.
+SPLIT_TOLERANCE_OF_LR = 0.01
+
+
+def test_two_micro_batch_splits_give_the_same_update(tmp_path, data_dir):
+    # the recipe's 4 x 2 = 8 sequences a step, cut as 4 x 2 (its own), 8 x 1 and 2 x 4
+    cfg = tiny(data_dir, steps=2, eval_every=2, ckpt_every=2, sample_tokens=0)
+    weights, step_losses = {}, {}
+    for micro in (0, 8, 2):
+        run = tmp_path / f"micro{micro}"
+        rt = dataclasses.replace(fast(data_dir), micro_batch=micro)
+        summary = train(cfg, run, rt)
+        weights[micro] = ckpt.load_weights(run / "final_model.safetensors")[0]
+        step_losses[micro] = [r["train_loss"] for r in read_jsonl(run / "log.jsonl")]
+        assert summary["sessions"][-1]["micro_batch"] == (micro or 4)
+    for micro in (8, 2):
+        assert step_losses[micro] == pytest.approx(step_losses[0], rel=1e-5)
+        for name, tensor in weights[0].items():
+            torch.testing.assert_close(weights[micro][name], tensor, rtol=0,
+                                       atol=SPLIT_TOLERANCE_OF_LR * cfg.lr * cfg.steps)
+
+
+def test_a_micro_batch_that_does_not_divide_the_step_is_refused(tmp_path, data_dir):
+    rt = dataclasses.replace(fast(data_dir), micro_batch=3)
+    with pytest.raises(ConfigError, match="micro_batch=3.*a divisor of the 8 sequences"):
+        train(tiny(data_dir), tmp_path / "run", rt)
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+    with pytest.raises(ConfigError, match="micro_batch"):
+        RuntimeConfig(micro_batch=-1).validate()
