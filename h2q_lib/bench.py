@@ -382,11 +382,23 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     # slow spell of a shared machine then hurts one pass of a rung, not the comparison.
     passes = 1 if quick else 2
     rates: dict[str, float] = {}
+    worst: dict[str, float] = {}
+    # the same step's sequences cut in fewer, larger micro-batches (the default's own cut is
+    # its ladder rung)
+    total = batch_size * accum
+    splits = list(dict.fromkeys((b, total // b) for b in (2 * batch_size, total)
+                                if b != batch_size and total % b == 0))
+    split_rates: dict[str, float] = {}
     eval_tps = peer_train = peer_eval = 0.0
     for p in range(passes):
         for variant in ladder if p % 2 == 0 else reversed(ladder):
             tps = training_rate(cfg, device, variant, batch_size, accum, max(1, repeats - 1))
             rates[variant.name] = max(rates.get(variant.name, 0.0), tps)
+            worst[variant.name] = min(worst.get(variant.name, tps), tps)
+        for b, a in splits:
+            key = f"{b} x {a}"
+            split_rates[key] = max(split_rates.get(key, 0.0), training_rate(
+                cfg, device, TRAINER_DEFAULT, b, a, max(1, repeats - 1)))
         # evaluation in every pass too, so that its ratio to training is taken side by side
         eval_tps = max(eval_tps, eval_rate(cfg, device, precision, batch_size, 2 * repeats))
         if with_peer:  # the peer in every pass, with the trainer's settings and precision
@@ -401,7 +413,9 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     fp32 = max(fp32, matmul_limit(device, torch.float32, cfg, rows, repeats))
     limit, limit_type = max((bf16, "bf16"), (fp32, "fp32"))
     train = [{"variant": v.name, "tokens_per_s": rates[v.name],
-              "MFU_vs_measured_limit": rates[v.name] * fpt / limit} for v in ladder]
+              "MFU_vs_measured_limit": rates[v.name] * fpt / limit,
+              # best over worst pass: how far two measurements of one setting fell apart
+              "pass_spread": rates[v.name] / worst[v.name]} for v in ladder]
     for row in train:
         row["speedup_vs_reference"] = row["tokens_per_s"] / train[0]["tokens_per_s"]
     best = max(train, key=lambda r: r["tokens_per_s"])
@@ -447,7 +461,10 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         "matmul_fp32_TFLOPs": fp32 / 1e12,
         "matmul_limit_TFLOPs": limit / 1e12,
         "matmul_limit_type": limit_type,
+        "matmul_limit_shapes": "best of 1024², 2048² and the model's four product shapes",
         "train": train,
+        "train_split_tokens_per_s": {f"{batch_size} x {accum}": trainer["tokens_per_s"],
+                                     **split_rates},
         "train_precision": precision,
         "train_precision_reason": choice.reason,
         "train_tokens_per_s": trainer["tokens_per_s"],
