@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -78,7 +79,7 @@ def _fake_result(device="cpu", **over):
 
 def test_targets_separate_missed_from_unreachable():
     table = performance.target_table(_fake_result())
-    mfu = table.loc["training MFU against the measured limit"]
+    mfu = table.loc["training MFU against a bf16 limit"]
     assert not mfu["met"] and mfu["reachable"]
     speedup = table.loc["trainer over the plain fp32 eager loop"]
     assert not speedup["met"] and speedup["best reachable on this machine"] == 4.0
@@ -220,3 +221,47 @@ def test_performance_readings_come_from_the_numbers():
     recipe = performance.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
     machine, hours = performance.fastest(recipe)
     assert machine.startswith("Test CPU") and hours == pytest.approx(104_038_400 / 2000 / 3600)
+
+
+def _profiled(**over):
+    parts = {"matrix products": {"seconds": 4.0, "share": 0.4, "flops": 4e12 * 0.5,
+                                 "of_limit": 0.5},
+             "attention": {"seconds": 3.0, "share": 0.3, "flops": 1e11, "of_limit": 0.1},
+             "GELU": {"seconds": 3.0, "share": 0.3, "flops": 0.0, "of_limit": None}}
+    profile = {"wall_s": 10.0, "tokens_per_s": 1000.0, "parts": parts}
+    return _fake_result(matmul_limit_TFLOPs=1.0, flops_per_token=1.0e8,
+                        profile_train=profile, profile_eval=profile, **over)
+
+
+def test_profile_table_gives_each_part_its_share_and_fraction_of_the_limit():
+    table = performance.profile_table(_profiled())
+    assert list(table.index) == ["attention", "matrix products", "GELU"]
+    assert table.loc["matrix products", "training step: share of its time"] == 0.4
+    assert pd.isna(table.loc["GELU", "evaluation batch: fraction of the limit"])
+    # matrix products at the limit: 10 s - 4 s + 2e12 / 1e12 = 8 s for 10,000 tokens
+    assert performance.matmul_bound_mfu(_profiled()) == pytest.approx(1e4 * 1e8 / (8 * 1e12))
+    text = performance.profile_reading(_profiled())
+    assert "40% of a training step" in text and "30% at 10%" in text
+
+
+def test_peer_and_split_tables_read_the_side_by_side_measures():
+    with_peer = _fake_result(transformers_train_tokens_per_s=1600.0, train_over_transformers=1.25,
+                             transformers_eval_tokens_per_s=3500.0, eval_over_transformers=2.0,
+                             train_split_tokens_per_s={"8 x 4": 2000.0, "16 x 2": 2100.0})
+    peer = performance.peer_table([with_peer, _fake_result()])
+    assert len(peer) == 1 and peer.iloc[0]["training: ours over theirs (×)"] == 1.25
+    assert performance.peer_table([_fake_result()]).empty
+    split = performance.split_table([with_peer])
+    assert split.iloc[:, 0].to_dict() == {"8 x 4": 2000.0, "16 x 2": 2100.0}
+
+
+def test_targets_follow_the_limit_type_and_the_evaluators_fraction(tmp_path):
+    fp32 = _fake_result(matmul_limit_type="fp32", train_MFU_vs_measured_limit=0.85,
+                        eval_split_tokens_per_s=4000.0)
+    (tmp_path / "results-x.json").write_text(json.dumps(fp32))
+    loaded = performance.load_benchmarks(tmp_path)[0]
+    assert loaded["eval_split_of_ceiling"] == pytest.approx(0.8)  # 4,000 of 5,000 tokens/s
+    table = performance.target_table(loaded)
+    assert table.loc["training MFU against an fp32 limit", "met"]
+    assert "training MFU against a bf16 limit" not in table.index
+    assert table.loc["whole test split: fraction of the evaluation ceiling", "met"]

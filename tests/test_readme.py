@@ -131,6 +131,10 @@ def check(command: str) -> None:
             check(p)
         return
     head = words[0]
+    if head == "taskset":  # pinned to CPUs: the command it runs is checked
+        assert words[1] == "-c" and re.fullmatch(r"[\d,-]+", words[2]), command
+        check(shlex.join(words[3:]))
+        return
     if head == "make":
         assert words[1] in make_targets(), words[1]
         for assignment in words[2:]:
