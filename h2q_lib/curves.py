@@ -76,6 +76,42 @@ def read_runs(run_dirs: dict[str, str | os.PathLike]) -> list[Run]:
             if (Path(d) / "config.json").is_file()]
 
 
+def _continuation(run: Run, runs: list[Run]) -> Run | None:
+    """The longest of ``runs`` that continues ``run``: the same ``config.json`` but for
+    ``steps``, trained further (same recipe, seed and schedule: the same curve to where
+    ``run`` stopped, up to run-to-run rounding); None when none does."""
+    def recipe(r: Run) -> dict:
+        return {k: v for k, v in r.config.items() if k != "steps"}
+
+    longer = [other for other in runs if other is not run and other.last_step > run.last_step
+              and recipe(other) == recipe(run)]
+    return max(longer, key=lambda r: r.last_step, default=None)
+
+
+def continued_runs(runs: list[Run]) -> list[str]:
+    """Names of the runs another of ``runs`` continues (see ``_continuation``)."""
+    return [run.name for run in runs if _continuation(run, runs) is not None]
+
+
+def rerun_agreement(runs: list[Run]) -> str:
+    """How closely each continued run and the run continuing it agree where both measured a
+    validation loss: run-to-run noise, in a sentence (empty when no run continues another)."""
+    sentences = []
+    for short in runs:
+        long = _continuation(short, runs)
+        if long is None:
+            continue
+        table = controls_table(short, [long])
+        gap = table[f"{long.name}: Δ loss"].abs().to_numpy()
+        sentences.append(
+            f"**{long.name}** is the {short.name} run's recipe and seed trained again, to step "
+            f"{long.last_step:,}: at the {len(table)} steps both measured, their validation "
+            f"losses differ by at most {gap.max():.3f} nats (step "
+            f"{int(table['step'].iloc[int(gap.argmax())]):,}), so past step "
+            f"{short.last_step:,} it continues the {short.name} run's curve.")
+    return " ".join(sentences)
+
+
 def readings_table() -> pd.DataFrame:
     """Each reading: what differs from the stated recipe and why it is plausible."""
     return pd.DataFrame([{"reading": r.name, "what differs": r.differs,
@@ -189,6 +225,7 @@ def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     reproduces within ``tolerance`` (a fraction of the report's Loss), which it misses and
     by how much, which it did not reach."""
     sentences = []
+    stated_run = next((run for run in runs if run.name == "stated"), None)
     stated = next((row for run in runs if run.name == "stated"
                    for row in row_results(run, (500,), claims) if row.val_loss is not None), None)
     for run in runs:
@@ -208,7 +245,10 @@ def reading_verdicts(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
         if unreached:
             parts.append("did not reach row " + ", ".join(unreached))
         at500 = row_results(run, (500,), claims)[0] if 500 in steps else None
-        if stated is not None and run.name != "stated" and at500 and at500.val_loss is not None \
+        # a run continuing the stated one is the stated reading itself, not an alternative
+        stated_itself = run is stated_run or (
+            stated_run is not None and _continuation(stated_run, [stated_run, run]) is run)
+        if stated is not None and not stated_itself and at500 and at500.val_loss is not None \
                 and stated.diff > 0:
             closed = stated.val_loss - at500.val_loss
             parts.append(f"at row 500 it closes {closed:.3f} of the stated reading's "
@@ -222,7 +262,9 @@ def _describe(run: Run) -> str:
     shape = ("the report's schedule" if cfg.schedule_length == REPORT.steps
              and cfg.warmup == REPORT.warmup_steps else
              f"its schedule compressed to {cfg.schedule_length:,} steps")
-    return f"reading {cfg.reading}, {shape}, {run.last_step:,} steps trained"
+    passes = (run.summary or {}).get("epochs")
+    over = f", {passes:.2f} passes over its training text" if passes else ""
+    return f"reading {cfg.reading}, {shape}, {run.last_step:,} steps trained{over}"
 
 
 def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
@@ -233,7 +275,8 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
     report = {r.step: r.loss for r in claims.progress}
     values: dict[str, float | int | str] = {"tolerance_pct": 100 * tolerance,
                                             "report_fall_100_500": report[100] - report[500]}
-    reproducing_500, at500 = [], []
+    reproducing = {500: [], 1000: []}
+    reached = {500: [], 1000: []}
     for run in runs:
         key = run.name.replace("-", "_")
         for r in row_results(run, steps, claims):
@@ -241,10 +284,10 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
                 continue
             values[f"{key}_at{r.step}"] = r.val_loss
             values[f"{key}_diff{r.step}"] = r.diff
-            if r.step == 500:
-                at500.append(f"{run.name} {r.val_loss:.3f}")
+            if r.step in reached:
+                reached[r.step].append(f"{run.name} {r.val_loss:.3f}")
                 if r.reproduced(tolerance):
-                    reproducing_500.append(run.name)
+                    reproducing[r.step].append(run.name)
         if f"{key}_at100" in values and f"{key}_at500" in values:
             values[f"{key}_fall_100_500"] = values[f"{key}_at100"] - values[f"{key}_at500"]
     stated = next((run for run in runs if run.name == "stated"), None)
@@ -253,14 +296,20 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = (100, 500, 1000),
             f"falls {values['stated_fall_100_500']:.2f} and ends "
             f"{values['stated_diff500']:.2f} nats above row 500")
     else:
-        reached = stated.last_step if stated is not None else 0
+        trained = stated.last_step if stated is not None else 0
         values["stated_fall_sentence"] = (f"has no validation loss at both rows (it ran "
-                                          f"{reached:,} steps)")
-    values["row500_reproduced_by"] = ", ".join(reproducing_500) if reproducing_500 else "none"
-    values["row500_verdict"] = (f"reproduced by the {' and '.join(reproducing_500)} reading"
-                                if reproducing_500 else "not reproduced by any tested reading")
-    values["row500_numbers"] = ("; ".join(at500) or "no run reached step 500") + \
-        f" vs the report's {report[500]:.4f}"
+                                          f"{trained:,} steps)")
+    for step in reached:
+        names = reproducing[step]
+        values[f"row{step}_reproduced_by"] = ", ".join(names) if names else "none"
+        values[f"row{step}_verdict"] = (
+            f"reproduced by the {' and '.join(names)} reading" if names else
+            "not reproduced by any tested reading" if reached[step] else
+            "not reached by any run")
+        values[f"row{step}_numbers"] = ("; ".join(reached[step]) or
+                                        f"no run reached step {step:,}") + \
+            f" vs the report's {report[step]:.4f}"
+    values["longest_run_steps"] = max((run.last_step for run in runs), default=0)
     return values
 
 
@@ -337,8 +386,27 @@ def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
 
 
 def verdicts_markdown(runs: list[Run], **kwargs) -> str:
-    """``reading_verdicts`` as a Markdown list."""
-    return "\n".join("- " + sentence for sentence in reading_verdicts(runs, **kwargs))
+    """``reading_verdicts`` as a Markdown list, then ``gap_sentence``."""
+    bullets = "\n".join("- " + sentence for sentence in reading_verdicts(runs, **kwargs))
+    return bullets + ("\n\n" + gap_sentence(runs) if gap_sentence(runs) else "")
+
+
+def gap_sentence(runs: list[Run], first: int = 500, last: int = 1000,
+                 claims: ReportClaims = REPORT) -> str:
+    """How each run that reached both report rows ``first`` and ``last`` fell between them,
+    against the report's fall there (empty when no run reached both)."""
+    parts = []
+    for run in runs:
+        a, b = row_results(run, (first, last), claims)
+        if a.val_loss is None or b.val_loss is None:
+            continue
+        parts.append(f"{run.name}'s validation loss falls {a.val_loss - b.val_loss:.3f} nats, "
+                     f"so its gap to the report goes from {a.diff:+.3f} to {b.diff:+.3f}")
+    if not parts:
+        return ""
+    report = {r.step: r.loss for r in claims.progress}
+    return (f"Between the report's rows {first:,} and {last:,} its Loss falls "
+            f"{report[first] - report[last]:.3f} nats; " + "; ".join(parts) + ".")
 
 
 def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READINGS),
@@ -419,10 +487,12 @@ def analyse_law(runs: list[Run], held_out: str = "micro-batch", min_step: int = 
                 resamples: int = 200, max_loss: float | None = None) -> LawAnalysis:
     """Fit the loss law to ``runs`` (points from ``min_step`` on and, with ``max_loss``, at or
     below that loss); check it by refitting without ``held_out`` and predicting that run.
-    Parts that the runs cannot support are left None and said in ``missing``."""
+    A run another run continues (``continued_runs``) is left out, so that no step's curve is
+    fitted twice. Parts that the runs cannot support are left None and said in ``missing``."""
     from .loss_law import fit_law, held_out_errors
 
-    curves = [run.curve() for run in runs]
+    continued = continued_runs(runs)
+    curves = [run.curve() for run in runs if run.name not in continued]
     missing = []
     try:
         fit = fit_law(curves, min_step=min_step, resamples=resamples, max_loss=max_loss)
@@ -468,6 +538,8 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
             f"Fitted on every run, it puts the loss at the report's step "
             f"{claims.best_val_step:,} at: {preds}; the report printed "
             f"{claims.best_val_loss}.")
+    if analysis.fit is not None:
+        parts.append(_degenerate_terms(analysis.fit, claims))
     if values["law_impossible"]:
         parts.append(
             f"Under the {values['law_impossible']} reading the band reaches below zero, a loss "
@@ -476,6 +548,32 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
     if analysis.missing:
         parts.append(f"Not computed: {analysis.missing}.")
     return " ".join(parts)
+
+
+def _degenerate_terms(fit: LawFit, claims: ReportClaims = REPORT,
+                      negligible: float = 0.01) -> str:
+    """Which of the law's terms the fit has switched off, in a sentence: a floor L₀ below
+    ``negligible`` nats, an annealing term C·S₂ below it at the end of every reading's
+    schedule (empty when the fit uses both)."""
+    from .loss_law import areas
+
+    l0, _, alpha, c = fit.params
+    annealing = max(float(c * areas(report_rates(name, claims.steps))[1][-1])
+                    for name in READINGS)
+    off = []
+    if l0 < negligible:
+        off.append(f"the floor L₀ to {l0:.3f} nats")
+    if annealing < negligible:
+        off.append(f"the annealing term C·S₂ to at most {annealing:.3f} nats at step "
+                   f"{claims.steps:,} under any reading")
+    if not off:
+        return ""
+    text = "The fit on every run drives " + " and ".join(off)
+    if annealing < negligible:
+        text += (f": on these runs the law is a power law in the summed learning rate, "
+                 f"A·S₁^(−{alpha:.2f}), and the readings differ only in how fast they sum "
+                 "their rate")
+    return text + "."
 
 
 def selection_reading(chosen: LawAnalysis, alternative: LawAnalysis) -> str:
@@ -506,7 +604,8 @@ def law_constants(analysis: LawAnalysis) -> pd.DataFrame:
             continue
         l0, a, alpha, c = fit.params
         out.append({"fitted on": label, "runs": ", ".join(fit.fitted_on),
-                    "points": fit.points, "L0 (loss floor)": l0, "A": a, "α": alpha, "C": c,
+                    "points": fit.points, "L0 (loss floor)": l0, "A": a, "α": alpha,
+                    "C": round(c, 4),  # a fitted zero prints as 0, not as 1e-35
                     "RMS residual (loss)": fit.rmse})
     return pd.DataFrame(out)
 

@@ -267,7 +267,8 @@ PROFILES: dict[str, Profile] = {
         eval_documents=None,
         experiment=CPU_EXPERIMENT,
         about="the report's recipe, first 500 of its 6,350 steps",
-        reading_runs={"micro-batch": "prefix-micro-batch", "short400": "short400"},
+        reading_runs={"stated-1000": "prefix-1000", "micro-batch": "prefix-micro-batch",
+                      "short400": "short400"},
         control_runs={"seed 1338": "control-seed", "WikiText-103 slice": "control-wt103"},
     ),
     "short400": Profile(

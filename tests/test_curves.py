@@ -73,6 +73,22 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     assert values["report_fall_100_500"] == pytest.approx(2.7180 - 1.5178)
     assert values["close_fall_100_500"] == pytest.approx(2.5 - 1.55)
     assert values["stated_fall_sentence"] == "falls 0.46 and ends 0.77 nats above row 500"
+    assert values["row1000_verdict"] == "not reached by any run"
+    assert values["longest_run_steps"] == 500
+    # the stated recipe trained further: row 1,000 judged, and no "closes" clause for it
+    longer = curves.Run.read("stated-1000", write_run(
+        tmp_path / "c", get_profile("prefix", steps=1000), {100: 2.75, 500: 2.3, 1000: 1.62}))
+    third = curves.reading_verdicts([stated, close, longer])[2]
+    assert "misses row 500 (2.300 vs 1.518, +51.5 %), row 1,000 (1.620 vs 1.411, +14.8 %)" \
+        in third and "closes" not in third
+    values = curves.verdict_values([stated, close, longer])
+    assert values["row1000_verdict"] == "not reproduced by any tested reading"
+    assert values["row1000_numbers"] == "stated-1000 1.620 vs the report's 1.4108"
+    assert values["longest_run_steps"] == 1000
+    assert curves.gap_sentence([stated, close, longer]) == (
+        "Between the report's rows 500 and 1,000 its Loss falls 0.107 nats; stated-1000's "
+        "validation loss falls 0.680 nats, so its gap to the report goes from +0.782 to +0.209.")
+    assert curves.gap_sentence([stated, close]) == ""
     short = curves.Run.read("stated", write_run(tmp_path / "s", get_profile("smoke")))
     assert curves.verdict_values([short])["stated_fall_sentence"] == (
         "has no validation loss at both rows (it ran 100 steps)")
@@ -140,6 +156,28 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
         "it predicts the held-out micro-batch run within")
 
 
+def test_a_run_continued_by_a_longer_one_is_fitted_once(tmp_path):
+    stated = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix"),
+                                                 {500: 2.30}))
+    longer = curves.Run.read("stated-1000", write_run(
+        tmp_path / "b", get_profile("prefix", steps=1000), {500: 2.31}))
+    other = curves.Run.read("micro-batch", write_run(
+        tmp_path / "c", get_profile("prefix", reading="micro-batch")))
+    # another seed is another run, not a continuation
+    seed = curves.Run.read("seed", write_run(tmp_path / "d", get_profile("prefix", steps=300,
+                                                                         seed=1)))
+    runs = [stated, longer, other, seed]
+    assert curves.continued_runs(runs) == ["stated"]
+    analysis = curves.analyse_law(runs, held_out="micro-batch", resamples=5)
+    assert "stated" not in analysis.fit.fitted_on
+    assert {"stated-1000", "micro-batch"} <= set(analysis.fit.fitted_on)
+    sentence = curves.rerun_agreement(runs)
+    assert sentence.startswith("**stated-1000** is the stated run's recipe and seed trained "
+                               "again, to step 1,000: at the 10 steps both measured")
+    assert "differ by at most 0.010 nats (step 500)" in sentence
+    assert curves.rerun_agreement([stated, other]) == ""
+
+
 def test_missing_runs_are_said_not_crashed(tmp_path):
     runs = curves.read_runs({"stated": write_run(tmp_path / "a", get_profile("prefix")),
                              "micro-batch": tmp_path / "never-trained"})
@@ -176,3 +214,16 @@ def test_controls_are_compared_with_the_stated_run_at_common_steps(tmp_path):
     assert "row 500" in text and "stated +" in text
     assert curves.controls_table(base, []).empty
     assert "No control run is committed" in curves.controls_reading(base, [], [base])
+
+
+def test_a_fit_that_switches_off_the_floor_and_the_annealing_term_says_so():
+    from h2q_lib.loss_law import LawFit
+    power_law = LawFit(params=(0.0, 1.4, 0.14, 0.0), fitted_on=("a",), points=3, min_step=100,
+                       rmse=0.1, bootstrap=np.zeros((1, 4)))
+    sentence = curves._degenerate_terms(power_law)
+    assert sentence.startswith("The fit on every run drives the floor L₀ to 0.000 nats and the "
+                               "annealing term C·S₂ to at most 0.000 nats at step 6,350")
+    assert "a power law in the summed learning rate, A·S₁^(−0.14)" in sentence
+    full = LawFit(params=tuple(LAW), fitted_on=("a",), points=3, min_step=100, rmse=0.1,
+                  bootstrap=np.zeros((1, 4)))
+    assert curves._degenerate_terms(full) == ""
