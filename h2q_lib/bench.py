@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ def device_name(device: str) -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{model}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 3,
@@ -368,6 +370,12 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     with contextlib.suppress(OSError):  # a missing folder is made; check_writable judges
         Path(out).parent.mkdir(parents=True, exist_ok=True)
     check_writable(out)
+    # the data first: told at once, not after the benchmark, what a missing folder leaves out
+    split = _local_split(eval_split) if eval_split else None
+    if eval_split and split is None:
+        print(f"h2q bench: no local WikiText {eval_split} split (set H2Q_DATA_DIR to the "
+              "WikiText folder): the whole-split evaluation is left out of the results",
+              file=sys.stderr, flush=True)
     device = pick_device(device)
     choice = choose_precision(device)
     precision = choice.precision
@@ -437,7 +445,6 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
                                                         accum, limit),
                  "profile_eval": profile_eval_batch(cfg, device, precision, batch_size, limit)}
                 if with_profile else {})
-    split = _local_split(eval_split) if eval_split else None
     whole_split = (eval_split_rate(device, precision, batch_size, split, 4 if quick else None)
                    if split is not None else {})
     if text is None:

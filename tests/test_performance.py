@@ -194,6 +194,22 @@ def test_bench_refuses_an_unwritable_out_before_measuring(tmp_path, monkeypatch,
     assert cli.main(["bench", "--out", str(tmp_path)]) == 2
 
 
+def test_bench_says_at_once_when_the_evaluation_data_are_missing(tmp_path, monkeypatch,
+                                                                  capsys):
+    class Measured(Exception):
+        pass
+
+    def measuring(*a, **k):
+        raise Measured
+
+    monkeypatch.setattr(bench, "_local_split", lambda name: None)
+    monkeypatch.setattr(bench, "matmul_rate", measuring)
+    with pytest.raises(Measured):
+        bench.run_benchmark(out=tmp_path / "r.json", quick=True, device="cpu")
+    err = capsys.readouterr().err
+    assert "no local WikiText test split (set H2Q_DATA_DIR" in err
+
+
 def test_performance_readings_come_from_the_numbers():
     cpu = {**_fake_result(), "parameters": 25_547_264, "adamw_step_s_for_loop": 0.05,
            "adamw_step_s_fused": 0.01, "attention_ms_sdpa": 30.0, "attention_ms_sdpa_math": 60.0,
@@ -216,6 +232,10 @@ def test_performance_readings_come_from_the_numbers():
     assert "4 pages of the test split" in performance.cpu_reading(
         {**avx2, "eval_split_documents": 4})
     assert "the whole test split" in performance.cpu_reading(cpu)
+    # a limit measured on squares only is flagged; one with the model's shapes is not
+    assert "square products only" in performance.cpu_reading(cpu)
+    assert "square products only" not in performance.cpu_reading(
+        {**cpu, "matmul_limit_shapes": "best of 1024², 2048² and the model's shapes"})
     listing = performance.machines_list([avx2])
     assert "ATEN_CPU_CAPABILITY=avx2" in listing and "quick run" in listing
     recipe = performance.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
@@ -265,3 +285,26 @@ def test_targets_follow_the_limit_type_and_the_evaluators_fraction(tmp_path):
     assert table.loc["training MFU against an fp32 limit", "met"]
     assert "training MFU against a bf16 limit" not in table.index
     assert table.loc["whole test split: fraction of the evaluation ceiling", "met"]
+
+
+def test_a_rung_beats_the_default_only_beyond_the_spread_between_passes():
+    def ladder(compile_rate, compile_spread=None, default="+ fused AdamW (the trainer's default)"):
+        rows = [{"variant": "fp32 reference", "tokens_per_s": 500.0, "pass_spread": 1.1},
+                {"variant": default, "tokens_per_s": 1000.0, "pass_spread": 1.05},
+                {"variant": "+ torch.compile", "tokens_per_s": compile_rate}]
+        if compile_spread:
+            rows[2]["pass_spread"] = compile_spread
+        return {"train": rows, "train_tokens_per_s": 1000.0}
+
+    inside = ladder(1100.0, 1.15)  # slowest pass 957 < 1,000
+    assert performance.rungs_faster_than_default(inside) == []
+    assert performance.ladder_verdict(inside).startswith(
+        "No rung is measurably faster than the trainer's default: the fastest pass, "
+        "+ torch.compile at 1,100 tokens/s, is +10% on the default's")
+    beyond = ladder(1100.0, 1.05)  # slowest pass 1,048 > 1,000
+    assert performance.rungs_faster_than_default(beyond) == ["+ torch.compile"]
+    assert "its slowest pass above the default's fastest" in performance.ladder_verdict(beyond)
+    assert "no spread to judge" in performance.ladder_verdict(ladder(1001.0))
+    assert performance.ladder_verdict(ladder(900.0, 1.1)) == (
+        "The trainer's default is the fastest rung.")
+

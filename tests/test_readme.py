@@ -130,6 +130,9 @@ def check(command: str) -> None:
         for p in parts:
             check(p)
         return
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*=\S*", words[0]):  # an environment setting first
+        check(shlex.join(words[1:]))
+        return
     head = words[0]
     if head == "taskset":  # pinned to CPUs: the command it runs is checked
         assert words[1] == "-c" and re.fullmatch(r"[\d,-]+", words[2]), command
