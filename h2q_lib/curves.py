@@ -424,8 +424,7 @@ def law_predictions(fit: LawFit | None, readings: tuple[str, ...] = tuple(READIN
         lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
         predicted = fit.predict(lr, steps)
-        inside = (predicted <= fit.max_loss) if fit.max_loss is not None else \
-            np.ones(len(steps), dtype=bool)
+        inside = fit.covers(predicted)
         out[f"{name}: loss"] = [p if ok else None for p, ok in zip(predicted, inside,
                                                                    strict=True)]
         out[f"{name}: band"] = [f"{a:.2f}–{b:.2f}" if ok else None
@@ -446,9 +445,8 @@ def plot_law(fit: LawFit | None, runs: list[Run],
         lr = report_rates(name, claims.steps)
         lo, hi = fit.band(lr, steps)
         predicted = fit.predict(lr, steps)
-        if fit.max_loss is not None:
-            outside = predicted > fit.max_loss
-            predicted, lo, hi = (np.where(outside, np.nan, v) for v in (predicted, lo, hi))
+        inside = fit.covers(predicted)
+        predicted, lo, hi = (np.where(inside, v, np.nan) for v in (predicted, lo, hi))
         line, = ax.plot(steps, predicted, label=f"law, {name} reading")
         ax.fill_between(steps, np.maximum(lo, 0), hi, color=line.get_color(), alpha=0.15)
     for curve in (run.curve() for run in runs):

@@ -104,6 +104,13 @@ class LawFit:
         keep = curve.steps >= self.min_step
         return keep if self.max_loss is None else keep & (curve.losses <= self.max_loss)
 
+    def covers(self, predicted: np.ndarray) -> np.ndarray:
+        """Which predicted losses lie inside what the fit saw: at or below ``max_loss``
+        (a fit made only below the plateau says nothing above it); all without a cut."""
+        predicted = np.asarray(predicted)
+        return np.ones(predicted.shape, dtype=bool) if self.max_loss is None else \
+            predicted <= self.max_loss
+
     def predict(self, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The law's loss after each of ``steps`` (1-based) of the schedule ``lr``."""
         s1, s2 = areas(lr, self.momentum)
