@@ -388,7 +388,8 @@ def plot_runs_beside_report(runs: list[Run], claims: ReportClaims = REPORT,
 def verdicts_markdown(runs: list[Run], **kwargs) -> str:
     """``reading_verdicts`` as a Markdown list, then ``gap_sentence``."""
     bullets = "\n".join("- " + sentence for sentence in reading_verdicts(runs, **kwargs))
-    return bullets + ("\n\n" + gap_sentence(runs) if gap_sentence(runs) else "")
+    gap = gap_sentence(runs)
+    return bullets + ("\n\n" + gap if gap else "")
 
 
 def gap_sentence(runs: list[Run], first: int = 500, last: int = 1000,
