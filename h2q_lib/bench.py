@@ -216,18 +216,22 @@ def explicit_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 def attention_milliseconds(cfg: GPTConfig, device: str, precision: str, batch: int,
                            repeats: int) -> dict[str, float]:
-    """One layer's causal attention at the model's shape, forward only, three ways.
+    """One layer's causal attention at the model's shape, three ways, in milliseconds.
 
     ``sdpa``: ``scaled_dot_product_attention`` as the model calls it (the backend PyTorch
     picks: flash attention on CPU and CUDA); ``sdpa_math``: the same call forced onto its
-    reference math backend; ``explicit``: q·kᵀ, mask, softmax, ·v written out. Milliseconds.
+    reference math backend; ``explicit``: q·kᵀ, mask, softmax, ·v written out.
+    ``attention_ms_*`` is the forward alone (what evaluation runs), ``attention_train_ms_*``
+    the forward and the backward to q, k and v (what a training step runs).
     """
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     h, t, hd = cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head
-    q, k, v = (torch.randn(batch, h, t, hd, device=device, dtype=dtype) for _ in range(3))
+    q, k, v = (torch.randn(batch, h, t, hd, device=device, dtype=dtype, requires_grad=True)
+               for _ in range(3))
+    grad_out = torch.randn(batch, h, t, hd, device=device, dtype=dtype)
     mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()
 
     def explicit():
@@ -240,10 +244,14 @@ def attention_milliseconds(cfg: GPTConfig, device: str, precision: str, batch: i
         with sdpa_kernel(SDPBackend.MATH):
             return sdpa()
 
+    kernels = (("sdpa", sdpa), ("sdpa_math", sdpa_math), ("explicit", explicit))
     with torch.inference_mode():
-        return {f"attention_ms_{name}": 1e3 * _timed(fn, device, repeats)
-                for name, fn in (("sdpa", sdpa), ("sdpa_math", sdpa_math),
-                                 ("explicit", explicit))}
+        forward = {f"attention_ms_{name}": 1e3 * _timed(fn, device, repeats)
+                   for name, fn in kernels}
+    both = {f"attention_train_ms_{name}": 1e3 * _timed(
+                lambda fn=fn: torch.autograd.grad(fn(), (q, k, v), grad_out), device, repeats)
+            for name, fn in kernels}
+    return forward | both
 
 
 def eval_thread_scaling(cfg: GPTConfig, precision: str, batch: int, repeats: int) -> float:

@@ -62,6 +62,9 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("attention_ms_sdpa", "one layer's attention, SDPA as the model calls it", "ms"),
     ("attention_ms_sdpa_math", "  SDPA forced onto its math backend", "ms"),
     ("attention_ms_explicit", "  written out: q·kᵀ, mask, softmax, ·v", "ms"),
+    ("attention_train_ms_sdpa", "the same, forward and backward: SDPA", "ms"),
+    ("attention_train_ms_sdpa_math", "  SDPA's math backend", "ms"),
+    ("attention_train_ms_explicit", "  written out", "ms"),
     ("eval_all_threads_over_one", "evaluation, all threads over one", "×"),
     ("eval_split_documents", "test pages the evaluator scored (62: the whole split)", "pages"),
     ("eval_split_seconds", "evaluator on those test pages", "s"),
@@ -76,13 +79,41 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _rounded(value: float) -> str:
+    """A rate or a time to the digits a reader compares: three significant, no exponent."""
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+
+
+def format_measure(value, unit: str, suffix: bool = False) -> str:
+    """One measure as the chapter prints it: a fraction as a percentage, a ratio with ×,
+    tokens/s and counts whole, TFLOP/s to three digits, other rates and times by
+    ``_rounded``; text as it is; with ``suffix`` the unit follows the number."""
+    if value is None or isinstance(value, str):
+        return "—" if value is None else value
+    if unit == "fraction":
+        return f"{value:.0%}"
+    if unit == "×":
+        return f"{value:.2f}×"
+    if unit in ("tokens/s", "pages", "threads", ""):
+        number = f"{value:,.0f}"
+    elif unit == "TFLOP/s":
+        number = f"{value:.3g}"
+    else:
+        number = _rounded(value)
+    return f"{number} {unit}" if suffix and unit else number
+
+
 def measures_table(results: list[dict]) -> pd.DataFrame:
-    """One row a measure, one column a machine; measures a machine lacks are blank."""
+    """One row a measure, one column a machine, each cell formatted for its unit
+    (``format_measure``); measures a machine lacks are blank."""
     rows = []
     for key, name, unit in MEASURES:
         if not any(key in r for r in results):
             continue
-        rows.append({"measure": name, "unit": unit, **{_label(r): r.get(key) for r in results}})
+        rows.append({"measure": name, "unit": "%" if unit == "fraction" else unit,
+                     **{_label(r): format_measure(r.get(key), unit) for r in results}})
     return pd.DataFrame(rows).set_index("measure")
 
 
@@ -101,12 +132,13 @@ def step_seconds(result: dict) -> float:
 
 def ladder_table(result: dict) -> pd.DataFrame:
     """The training ladder of one machine: each setting adds one change to the one above."""
-    table = pd.DataFrame(result["train"]).set_index("variant")
-    columns = ["tokens_per_s", "speedup_vs_reference", "MFU_vs_measured_limit"]
-    if "pass_spread" in table:  # best pass over worst: what a repeat of one setting moved
-        table["spread between passes (×)"] = table["pass_spread"]
-        columns.append("spread between passes (×)")
-    return table[columns]
+    table = pd.DataFrame(result["train"]).set_index("variant").rename(columns={
+        "tokens_per_s": "tokens/s", "speedup_vs_reference": "over the reference (×)",
+        "MFU_vs_measured_limit": "MFU (share of the limit)",
+        # best pass over worst: what a repeat of one setting moved
+        "pass_spread": "spread between passes (×)"})
+    columns = ["tokens/s", "over the reference (×)", "MFU (share of the limit)"]
+    return table[columns + [c for c in ("spread between passes (×)",) if c in table]]
 
 
 def rungs_faster_than_default(result: dict) -> list[str]:
@@ -196,23 +228,61 @@ TARGETS: tuple[Target, ...] = (
 )
 
 
+def fastest_attention_ms(result: dict, work: str) -> float | None:
+    """The fastest measured kernel's milliseconds for one layer's attention over one
+    micro-batch: ``work="train"`` forward and backward, ``"eval"`` forward alone."""
+    prefix = "attention_train_ms_" if work == "train" else "attention_ms_"
+    times = [v for k, v in result.items() if k.startswith(prefix)]
+    return min(times) if times else None
+
+
+def attention_bound_tokens_per_s(result: dict, work: str) -> float | None:
+    """Tokens/s of an implementation whose linear layers run at the measured limit L, whose
+    attention takes the fastest kernel measured, and whose other work is free.
+
+    A micro-batch of b·T tokens then takes t = b·T·F / L + n_layer·a, with F the FLOPs a
+    token outside attention (training 6·N, evaluation 2·N_linear) and a one layer's fastest
+    attention (forward and backward for training, forward for evaluation); the bound is
+    b·T / t. None where the result has no attention timings of that kind.
+    """
+    attention_ms = fastest_attention_ms(result, work)
+    if work == "train":
+        flops = 6 * result["parameters"] if "parameters" in result else None
+    else:
+        flops = result.get("eval_linear_flops_per_token")
+    if attention_ms is None or flops is None:
+        return None
+    b, _, t = (int(x) for x in result["batch"].split("x"))
+    limit = result["matmul_limit_TFLOPs"] * 1e12
+    seconds = b * t * flops / limit + REPORT.n_layer * attention_ms / 1e3
+    return b * t / seconds
+
+
 def best_possible(key: str, result: dict) -> float | None:
     """The best value ``key`` could take on this machine, from its measured limit.
 
-    Training cannot beat ``train_ceiling_tokens_per_s`` (all its FLOPs at the limit), so
-    the MFU is at most 1 and the speed-up at most ceiling / reference; the evaluator cannot
-    beat the linear layers alone at that rate. Other measures have no such bound here.
+    Training cannot beat ``train_ceiling_tokens_per_s`` (all its FLOPs at the limit), nor
+    the evaluator the linear layers alone at that rate. Where the result times attention
+    forward and backward, the tighter ``attention_bound_tokens_per_s`` applies: attention
+    at the fastest kernel measured, not at the limit. Other measures have no such bound.
     """
-    ceiling = result.get("train_ceiling_tokens_per_s")
-    if key in ("train_MFU_vs_measured_limit", "eval_split_of_ceiling"):
-        return 1.0
-    if key == "speedup_vs_eager_fp32" and ceiling:
-        return ceiling / result["eager_fp32_tokens_per_s"]
-    if key == "eval_split_seconds" and result.get("eval_split_tokens"):
-        return result["eval_split_tokens"] / result["eval_ceiling_tokens_per_s"]
-    if key == "best_tokens_per_s" and ceiling:
-        return ceiling
-    return None
+    train = attention_bound_tokens_per_s(result, "train") or result.get(
+        "train_ceiling_tokens_per_s")
+    evaluation = attention_bound_tokens_per_s(result, "eval") or result.get(
+        "eval_ceiling_tokens_per_s")
+    bounds = {
+        "train_MFU_vs_measured_limit": lambda: train / result["train_ceiling_tokens_per_s"],
+        "eval_split_of_ceiling": lambda: evaluation / result["eval_ceiling_tokens_per_s"],
+        "speedup_vs_eager_fp32": lambda: train / result["eager_fp32_tokens_per_s"],
+        "eval_split_seconds": lambda: result["eval_split_tokens"] / evaluation,
+        "best_tokens_per_s": lambda: train,
+        "train_over_transformers": lambda: train / result["transformers_train_tokens_per_s"],
+        "eval_over_transformers": lambda: evaluation / result["transformers_eval_tokens_per_s"],
+    }
+    try:
+        return bounds[key]() if key in bounds else None
+    except (KeyError, TypeError, ZeroDivisionError):  # a measure this result lacks
+        return None
 
 
 def target_table(result: dict) -> pd.DataFrame:
@@ -344,6 +414,12 @@ def ladder_notes(result: dict) -> str:
             f"{result['attention_ms_sdpa']:.1f} ms through `scaled_dot_product_attention` as "
             f"the model calls it, {result['attention_ms_sdpa_math']:.1f} ms on its math "
             f"backend, {result['attention_ms_explicit']:.1f} ms written out" + threads)
+    if "attention_train_ms_sdpa" in result:
+        parts.append(
+            "Forward and backward, as a training step runs it: "
+            f"{result['attention_train_ms_sdpa']:.1f} ms through SDPA, "
+            f"{result['attention_train_ms_sdpa_math']:.1f} ms on its math backend, "
+            f"{result['attention_train_ms_explicit']:.1f} ms written out.")
     return "\n\n".join(parts)
 
 
@@ -375,6 +451,12 @@ def cpu_reading(result: dict) -> str:
             f"{result['eval_split_tokens_per_s'] / result['eval_ceiling_tokens_per_s']:.0%} "
             "of that ceiling, the rest being the attention scores and the element-wise work "
             "(LayerNorm, GELU, casts) that the ceiling leaves out.")
+        bound = attention_bound_tokens_per_s(result, "eval")
+        if bound is not None:
+            text += (f" With attention at its fastest forward kernel measured "
+                     f"({fastest_attention_ms(result, 'eval'):.1f} ms a layer) and all other "
+                     "work free, the evaluator could reach at most "
+                     f"{bound / result['eval_ceiling_tokens_per_s']:.0%} of that ceiling.")
     if "matmul_limit_shapes" not in result:
         text += (" This file's limit is the rate of square products only: it predates the "
                  "model's own product shapes in the limit, which ran faster than any square "
@@ -404,10 +486,47 @@ def ladder_tables(results: list[dict]) -> pd.DataFrame:
     return pd.concat({_label(r): ladder_table(r) for r in results}, names=["machine", "variant"])
 
 
-def target_tables(results: list[dict]) -> pd.DataFrame:
-    """Every machine's targets in one table, the machine as the outer index."""
-    tables = {_label(r): target_table(r) for r in results}
-    return pd.concat({k: v for k, v in tables.items() if len(v)}, names=["machine", "target"])
+# the unit of each target's measure (``format_measure``)
+TARGET_UNITS = {"train_MFU_vs_measured_limit": "fraction", "eval_split_of_ceiling": "fraction",
+                "train_over_transformers": "×", "eval_over_transformers": "×",
+                "speedup_vs_eager_fp32": "×", "eval_over_train": "×", "char_MB_per_s": "MB/s",
+                "peak_rss_GB": "GB", "eval_split_seconds": "s", "best_tokens_per_s": "tokens/s"}
+
+
+def show_measure(value: float, key: str) -> str:
+    """``value`` of the target measure ``key`` with its unit, as the targets overview prints it."""
+    return format_measure(value, TARGET_UNITS.get(key, ""), suffix=True)
+
+
+def target_overview(results: list[dict]) -> pd.DataFrame:
+    """One row a target, one column a machine: ✓ or ✗, the measured value and, for a missed
+    target the machine bounds, the best reachable there ("out of reach" where even that
+    misses). A target that does not apply to a machine leaves its cell empty."""
+    targets = {t.name: t for t in TARGETS}
+    cells: dict[str, dict[str, str]] = {}
+    for result in results:
+        for name, row in target_table(result).iterrows():
+            key = targets[name].key
+            cell = f"{'✓' if row['met'] else '✗'} {show_measure(row['measured'], key)}"
+            best = row["best reachable on this machine"]
+            if not row["met"] and best is not None and not pd.isna(best):
+                cell += (f" (best {show_measure(best, key)}"
+                         + ("" if row["reachable"] else ": out of reach") + ")")
+            cells.setdefault(name, {})[_label(result)] = cell
+    rows = [{"target": t.name,
+             "required": f"{'≥' if t.higher_is_better else '≤'} {show_measure(t.bound, t.key)}",
+             **{_label(r): cells[t.name].get(_label(r), "") for r in results}}
+            for t in TARGETS if t.name in cells]
+    return pd.DataFrame(rows).set_index("target")
+
+
+def target_sources() -> str:
+    """Markdown: where each target comes from, the targets grouped by source."""
+    sources: dict[str, list[str]] = {}
+    for t in TARGETS:
+        sources.setdefault(t.source, []).append(t.name)
+    return "Where the targets come from: " + "; ".join(
+        f"*{source}*: {', '.join(names)}" for source, names in sources.items()) + "."
 
 
 def notes_and_readings(results: list[dict]) -> str:
@@ -474,9 +593,35 @@ def profile_reading(result: dict) -> str:
     text += (f"; everything else (LayerNorm, GELU, casts, the optimizer, Python) "
              f"{rest:.0%}. Were every matrix product at the limit and nothing else faster, the "
              f"trainer would reach {matmul_bound_mfu(result):.0%} of the limit: the "
-             "remaining distance to a 75 % target lies in attention and the memory-bound "
-             "work, not in the matrix products.")
+             f"remaining distance to {_mfu_target_words(result)} lies in attention and the "
+             "memory-bound work, not in the matrix products.")
+    bound = attention_bound_tokens_per_s(result, "train")
+    if bound is not None:
+        text += (f" Attention itself does not run near the limit with any kernel measured: "
+                 f"at the fastest ({fastest_attention_ms(result, 'train'):.0f} ms a layer, "
+                 f"forward and backward, against "
+                 f"{_attention_ms_at_limit(result):.0f} ms were its FLOPs at the limit), with "
+                 "every matrix product at the limit and all other work free, the trainer "
+                 f"would reach {bound / result['train_ceiling_tokens_per_s']:.0%} of the "
+                 "limit. That is the most this machine allows with PyTorch's attention "
+                 "kernels; above it lies only a faster attention kernel.")
     return text
+
+
+def _mfu_target_words(result: dict) -> str:
+    """"its 75 % target": the training-MFU target that applies to ``result`` (it depends on
+    the limit's type), or "the limit" where none does (a GPU)."""
+    bound = next((t.bound for t in TARGETS
+                  if t.key == "train_MFU_vs_measured_limit" and t.applies(result)), None)
+    return "the limit" if bound is None else f"its {bound:.0%} target"
+
+
+def _attention_ms_at_limit(result: dict) -> float:
+    """One layer's attention FLOPs over one micro-batch (12·d·T a token, forward and
+    backward), at the measured limit, in milliseconds."""
+    b, _, t = (int(x) for x in result["batch"].split("x"))
+    flops = b * t * 12 * REPORT.n_embd * t
+    return flops / (result["matmul_limit_TFLOPs"] * 1e12) * 1e3
 
 
 def peer_table(results: list[dict]) -> pd.DataFrame:
@@ -498,11 +643,10 @@ def peer_table(results: list[dict]) -> pd.DataFrame:
 
 def split_table(results: list[dict]) -> pd.DataFrame:
     """Training tokens/s of the same 32 sequences a step cut into different micro-batches."""
-    columns = {_label(r): r["train_split_tokens_per_s"] for r in results
-               if "train_split_tokens_per_s" in r}
-    table = pd.DataFrame(columns)
-    table.index.name = "micro-batch × micro-batches"
-    return table
+    rows = [{"machine": _label(r), **{f"{cut.replace(' x ', ' × ')} (tokens/s)": rate
+                                      for cut, rate in r["train_split_tokens_per_s"].items()}}
+            for r in results if "train_split_tokens_per_s" in r]
+    return pd.DataFrame(rows).set_index("machine") if rows else pd.DataFrame()
 
 
 def profile_readings(results: list[dict]) -> list[str]:

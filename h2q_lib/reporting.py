@@ -448,8 +448,8 @@ def format_value(value, name: str = "") -> str:
 
     Missing (None, NaN) → "—"; booleans → yes/no; integers (and whole floats) with thousands
     separators; a label with "loss" → 4 decimals; "%" in the label → value already in percent,
-    1 decimal; "share" or "fraction" → a fraction shown as a percentage; other floats → 4
-    significant digits.
+    1 decimal; "share" or "fraction" → a fraction shown as a percentage; "(×)" → a ratio, 2
+    decimals and ×; "tokens/s" → whole tokens; other floats → 4 significant digits.
     """
     label = str(name).lower()
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -466,6 +466,10 @@ def format_value(value, name: str = "") -> str:
             return f"{value:.1%}"
         if "%" in label:
             return f"{value:.1f}%"
+        if "(×)" in label:
+            return f"{value:.2f}×"
+        if "tokens/s" in label:
+            return f"{value:,.0f}"
         if "loss" in label:
             return f"{value:.4f}"
         if value.is_integer():

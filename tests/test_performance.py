@@ -36,8 +36,8 @@ def test_training_and_eval_rates_measure_a_tiny_model():
         assert bench.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
     assert bench.eval_rate(cfg, "cpu", "fp32", batch=2, repeats=1) > 0
     attention = bench.attention_milliseconds(cfg, "cpu", "fp32", batch=2, repeats=1)
-    assert set(attention) == {"attention_ms_sdpa", "attention_ms_sdpa_math",
-                              "attention_ms_explicit"}
+    assert set(attention) == {f"attention{work}_ms_{kernel}" for work in ("", "_train")
+                              for kernel in ("sdpa", "sdpa_math", "explicit")}
     assert all(ms > 0 for ms in attention.values())
     assert bench.eval_thread_scaling(cfg, "fp32", batch=2, repeats=1) > 0
 
@@ -89,6 +89,30 @@ def test_targets_separate_missed_from_unreachable():
     assert not split["met"] and not split["reachable"]
     assert table.loc["evaluation over training throughput", "met"]
     assert "training tokens/s on one H100-class GPU" not in table.index
+
+
+def test_attention_bound_adds_the_fastest_attention_kernel_to_the_linear_layers_at_the_limit():
+    timed = _fake_result(parameters=10_000_000, eval_linear_flops_per_token=5e7,
+                         eval_ceiling_tokens_per_s=8000.0, transformers_train_tokens_per_s=2000.0,
+                         train_over_transformers=1.0, eval_split_tokens_per_s=3000.0,
+                         attention_ms_sdpa=40.0, attention_ms_explicit=20.0,
+                         attention_train_ms_sdpa=100.0, attention_train_ms_explicit=150.0)
+    # training: 4,096 tokens · 6·10M FLOPs at 0.4 TFLOP/s = 0.6144 s, + 8 layers · 0.100 s
+    train = 4096 / (0.6144 + 0.8)
+    assert performance.attention_bound_tokens_per_s(timed, "train") == pytest.approx(train)
+    # evaluation: 4,096 · 5e7 / 0.4e12 = 0.512 s, + 8 layers · 0.020 s (the faster kernel)
+    evaluation = 4096 / (0.512 + 0.16)
+    assert performance.attention_bound_tokens_per_s(timed, "eval") == pytest.approx(evaluation)
+    table = performance.target_table(timed)
+    mfu = table.loc["training MFU against a bf16 limit"]
+    assert mfu["best reachable on this machine"] == pytest.approx(train / 4000)
+    assert not mfu["reachable"]  # 72 % < 75 %: attention alone keeps the target out of reach
+    peer = table.loc["training over transformers' GPT-2 (×)"]
+    assert peer["best reachable on this machine"] == pytest.approx(train / 2000)
+    # without forward-and-backward timings the bound is the plain ceiling, as before
+    assert performance.attention_bound_tokens_per_s(_fake_result(), "train") is None
+    assert performance.best_possible("train_MFU_vs_measured_limit", _fake_result()) == 1.0
+    assert "at most 76% of that ceiling" in performance.cpu_reading(timed)
 
 
 def test_gpu_target_is_judged_on_gpu_results_only():
@@ -262,6 +286,15 @@ def test_profile_table_gives_each_part_its_share_and_fraction_of_the_limit():
     assert performance.matmul_bound_mfu(_profiled()) == pytest.approx(1e4 * 1e8 / (8 * 1e12))
     text = performance.profile_reading(_profiled())
     assert "40% of a training step" in text and "30% at 10%" in text
+    assert "its 75% target" in text and "its 80% target" in performance.profile_reading(
+        _profiled(matmul_limit_type="fp32"))
+    assert "the limit lies in" in performance.profile_reading(_profiled(device="cuda"))
+    # with attention timed forward and backward, the bound it sets is read out too
+    timed = performance.profile_reading(_profiled(parameters=10_000_000,
+                                                  attention_train_ms_sdpa=100.0,
+                                                  train_ceiling_tokens_per_s=10_000.0))
+    # 4,096 tokens: 4,096 · 6e7 / 1e12 = 0.246 s, + 8 · 0.1 s; 3,917 of 10,000 tokens/s
+    assert "fastest (100 ms a layer" in timed and "would reach 39% of the limit" in timed
 
 
 def test_peer_and_split_tables_read_the_side_by_side_measures():
@@ -272,7 +305,8 @@ def test_peer_and_split_tables_read_the_side_by_side_measures():
     assert len(peer) == 1 and peer.iloc[0]["training: ours over theirs (×)"] == 1.25
     assert performance.peer_table([_fake_result()]).empty
     split = performance.split_table([with_peer])
-    assert split.iloc[:, 0].to_dict() == {"8 x 4": 2000.0, "16 x 2": 2100.0}
+    assert split.iloc[0].to_dict() == {"8 × 4 (tokens/s)": 2000.0, "16 × 2 (tokens/s)": 2100.0}
+    assert list(split.index) == ["Test CPU (cpu)"]
 
 
 def test_targets_follow_the_limit_type_and_the_evaluators_fraction(tmp_path):
@@ -308,3 +342,34 @@ def test_a_rung_beats_the_default_only_beyond_the_spread_between_passes():
     assert performance.ladder_verdict(ladder(900.0, 1.1)) == (
         "The trainer's default is the fastest rung.")
 
+
+
+def test_target_overview_reads_one_cell_a_machine_and_target():
+    timed = _fake_result(parameters=10_000_000, eval_linear_flops_per_token=5e7,
+                         attention_ms_sdpa=20.0, attention_train_ms_sdpa=100.0)
+    other = {**_fake_result(), "device_name": "Other CPU", "char_MB_per_s": 10.0}
+    overview = performance.target_overview([timed, other])
+    assert list(overview.columns) == ["required", "Test CPU (cpu)", "Other CPU (cpu)"]
+    mfu = overview.loc["training MFU against a bf16 limit"]
+    assert mfu["required"] == "≥ 75%"
+    # 50 % measured; the bound with attention is 72 %, without it the plain ceiling (100 %)
+    assert mfu["Test CPU (cpu)"] == "✗ 50% (best 72%: out of reach)"
+    assert mfu["Other CPU (cpu)"] == "✗ 50% (best 100%)"
+    assert overview.loc["char tokenization, MB/s", "Test CPU (cpu)"] == "✓ 100 MB/s"
+    assert overview.loc["char tokenization, MB/s", "Other CPU (cpu)"] == "✗ 10 MB/s"
+    assert overview.loc["trainer over the plain fp32 eager loop", "required"] == "≥ 4.00×"
+    assert "training tokens/s on one H100-class GPU" not in overview.index
+    assert "*project target (evaluation review)*: whole test split" in (
+        performance.target_sources())
+
+
+def test_measures_print_for_their_unit():
+    assert performance.format_measure(0.2413, "fraction") == "24%"
+    assert performance.format_measure(2.8128, "×") == "2.81×"
+    assert performance.format_measure(1606.06, "tokens/s") == "1,606"
+    assert performance.format_measure(0.000717, "TFLOP/s") == "0.000717"
+    assert performance.format_measure(47.518, "ms") == "47.5"
+    assert performance.format_measure(0.02389, "s") == "0.0239"
+    assert performance.format_measure(773.83, "s", suffix=True) == "774 s"
+    assert performance.format_measure(None, "s") == "—"
+    assert performance.format_measure("bf16", "") == "bf16"
