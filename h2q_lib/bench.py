@@ -9,7 +9,9 @@
 - model-FLOPs utilisation against the measured limit (FLOPs per token 6·N + 12·L·d·T);
 - evaluation tokens/s (no gradients, the evaluator's precision) and its ceiling: the linear
   layers alone need 2·N_linear FLOPs a token, so no evaluator beats limit / 2·N_linear;
-  one layer's attention through three kernels, and (CPU) all threads against one;
+  one layer's attention through three kernels (forward, and forward and backward), and
+  (CPU) all threads against one;
+- transformers' GPT-2 of the same shape, in turns with ours (``peer_comparison``);
 - tokenization MB/s for ``char`` and ``gpt2`` (all cores), and peak memory.
 A benchmark, not a test: nothing here asserts a time.
 """
@@ -20,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -161,13 +164,10 @@ def _train_step(model, opt, batches, device, precision, clip=1.0):
 
 
 def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int, accum: int,
-                  repeats: int, build: Callable[[GPTConfig], nn.Module] = GPT) -> float:
-    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens.
-
-    ``build`` makes the model (``model.GPT``, or ``peer.TransformersPeer`` for the peer).
-    """
+                  repeats: int) -> float:
+    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens."""
     torch.manual_seed(0)
-    model = build(cfg).to(device)
+    model = GPT(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused_adamw,
                             foreach=False if not variant.fused_adamw else None)
     step_model = torch.compile(model) if variant.compile else model
@@ -179,6 +179,68 @@ def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int
     secs = _timed(lambda: _train_step(step_model, opt, batches, device, precision), device,
                   repeats)
     return batch * accum * cfg.block_size / secs
+
+
+def paired_step_seconds(steps: dict[str, Callable[[], object]], rounds: int,
+                        device: str) -> dict[str, list[float]]:
+    """Seconds of each named step, run in turns: one call of each a round, the order
+    reversed every other round, after one warm-up call each. A slow spell of a shared
+    machine then falls on both sides of a round, so ratios within a round are fair."""
+    names = list(steps)
+    for name in names:
+        steps[name]()
+    _sync(device)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            t0 = time.perf_counter()
+            steps[name]()
+            _sync(device)
+            seconds[name].append(time.perf_counter() - t0)
+    return seconds
+
+
+def peer_comparison(cfg: GPTConfig, device: str, precision: str, batch: int, accum: int,
+                    rounds: int) -> dict[str, float | list[float] | int]:
+    """Ours against transformers' GPT-2 of the same shape, side by side in turns
+    (``paired_step_seconds``): a training step (the trainer's settings: ``precision``,
+    fused AdamW, ``accum`` micro-batches of ``batch × T``) and an evaluation batch.
+
+    ``train_over_transformers`` is the median over rounds of theirs ÷ ours step time, its
+    ``_range`` the lowest and highest round; the tokens/s are each side's median step.
+    """
+    tokens = batch * cfg.block_size
+    out: dict[str, float | list[float] | int] = {}
+    torch.manual_seed(0)
+    models = {"ours": GPT(cfg).to(device), "transformers": TransformersPeer(cfg).to(device)}
+    out["transformers_parameters"] = sum(p.numel() for p in models["transformers"].parameters())
+    batches = [(torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device),) * 2
+               for _ in range(accum)]
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True)
+                  for name, m in models.items()}
+    train = paired_step_seconds(
+        {name: (lambda m=m, o=optimizers[name]: _train_step(m, o, batches, device, precision))
+         for name, m in models.items()}, rounds, device)
+    x = batches[0][0]
+
+    def forward(model: nn.Module) -> None:
+        with torch.inference_mode(), autocast(device, precision):
+            model(x)
+
+    for m in models.values():
+        m.eval()
+    evaluation = paired_step_seconds({name: (lambda m=m: forward(m))
+                                      for name, m in models.items()}, 2 * rounds, device)
+    for work, seconds, work_tokens in (("train", train, tokens * accum),
+                                       ("eval", evaluation, tokens)):
+        ratios = [theirs / ours for ours, theirs in zip(seconds["ours"],
+                                                         seconds["transformers"], strict=True)]
+        out[f"ours_{work}_tokens_per_s_paired"] = work_tokens / statistics.median(seconds["ours"])
+        out[f"transformers_{work}_tokens_per_s"] = work_tokens / statistics.median(
+            seconds["transformers"])
+        out[f"{work}_over_transformers"] = statistics.median(ratios)
+        out[f"{work}_over_transformers_range"] = [min(ratios), max(ratios)]
+    return out
 
 
 def adamw_step_seconds(cfg: GPTConfig, device: str, fused: bool, repeats: int) -> float:
@@ -197,11 +259,10 @@ def adamw_step_seconds(cfg: GPTConfig, device: str, fused: bool, repeats: int) -
 
 
 @torch.inference_mode()
-def eval_rate(cfg: GPTConfig, device: str, precision: str, batch: int, repeats: int,
-              build: Callable[[GPTConfig], nn.Module] = GPT) -> float:
+def eval_rate(cfg: GPTConfig, device: str, precision: str, batch: int, repeats: int) -> float:
     """Forward tokens/s the way ``evaluate_documents`` runs: one autocast region, no grads."""
     torch.manual_seed(0)
-    model = build(cfg).to(device).eval()
+    model = GPT(cfg).to(device).eval()
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
     with autocast(device, precision):
         return batch * cfg.block_size / _timed(lambda: model(x), device, repeats)
@@ -405,7 +466,7 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
     splits = list(dict.fromkeys((b, total // b) for b in (2 * batch_size, total)
                                 if b != batch_size and total % b == 0))
     split_rates: dict[str, float] = {}
-    eval_tps = peer_train = peer_eval = 0.0
+    eval_tps = 0.0
     for p in range(passes):
         for variant in ladder if p % 2 == 0 else reversed(ladder):
             tps = training_rate(cfg, device, variant, batch_size, accum, max(1, repeats - 1))
@@ -417,12 +478,6 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
                 cfg, device, TRAINER_DEFAULT, b, a, max(1, repeats - 1)))
         # evaluation in every pass too, so that its ratio to training is taken side by side
         eval_tps = max(eval_tps, eval_rate(cfg, device, precision, batch_size, 2 * repeats))
-        if with_peer:  # the peer in every pass, with the trainer's settings and precision
-            peer_train = max(peer_train, training_rate(cfg, device, TRAINER_DEFAULT, batch_size,
-                                                       accum, max(1, repeats - 1),
-                                                       build=TransformersPeer))
-            peer_eval = max(peer_eval, eval_rate(cfg, device, precision, batch_size,
-                                                 2 * repeats, build=TransformersPeer))
     # the limit is the best the machine achieved: measured again at the end, the higher kept,
     # in whichever type is faster here
     bf16 = max(bf16, matmul_limit(device, torch.bfloat16, cfg, rows, repeats))
@@ -444,11 +499,9 @@ def run_benchmark(out: str | os.PathLike = "benchmarks/results.json", quick: boo
         attention["eval_all_threads_over_one"] = eval_thread_scaling(cfg, precision, batch_size,
                                                                      repeats)
     lfpt = linear_flops_per_token(cfg)
-    peer = ({"transformers_parameters": sum(p.numel() for p in TransformersPeer(cfg).parameters()),
-             "transformers_train_tokens_per_s": peer_train,
-             "transformers_eval_tokens_per_s": peer_eval,
-             "train_over_transformers": trainer["tokens_per_s"] / peer_train,
-             "eval_over_transformers": eval_tps / peer_eval} if with_peer else {})
+    # the peer in turns with the trainer's own step, so that a slow spell hits both sides
+    peer = (peer_comparison(cfg, device, precision, batch_size, accum, 2 if quick else 5)
+            if with_peer else {})
     profiles = ({"profile_train": profile_training_step(cfg, device, precision, batch_size,
                                                         accum, limit),
                  "profile_eval": profile_eval_batch(cfg, device, precision, batch_size, limit)}

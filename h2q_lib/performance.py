@@ -626,19 +626,23 @@ def _attention_ms_at_limit(result: dict) -> float:
 
 def peer_table(results: list[dict]) -> pd.DataFrame:
     """Ours against transformers' ``GPT2LMHeadModel`` of the same shape, same process,
-    precision and optimizer: tokens/s and the ratio, training and evaluation."""
+    precision and optimizer: one row a machine and kind of work, each side's tokens/s, the
+    ratio and, where the two ran in turns, the lowest and highest round's ratio."""
     rows = []
     for r in results:
         if "train_over_transformers" not in r:
             continue
-        rows.append({"machine": _label(r),
-                     "training tokens/s: ours": r["train_tokens_per_s"],
-                     "training tokens/s: transformers": r["transformers_train_tokens_per_s"],
-                     "training: ours over theirs (×)": r["train_over_transformers"],
-                     "evaluation tokens/s: ours": r["eval_tokens_per_s"],
-                     "evaluation tokens/s: transformers": r["transformers_eval_tokens_per_s"],
-                     "evaluation: ours over theirs (×)": r["eval_over_transformers"]})
-    return pd.DataFrame(rows).set_index("machine") if rows else pd.DataFrame()
+        for work, name, ours_key in (("train", "training", "train_tokens_per_s"),
+                                     ("eval", "evaluation", "eval_tokens_per_s")):
+            rounds = r.get(f"{work}_over_transformers_range")
+            rows.append({
+                "machine": _label(r), "work": name,
+                "ours (tokens/s)": r.get(f"ours_{work}_tokens_per_s_paired", r[ours_key]),
+                "transformers (tokens/s)": r[f"transformers_{work}_tokens_per_s"],
+                "ours over theirs (×)": r[f"{work}_over_transformers"],
+                "rounds: lowest–highest": (f"{rounds[0]:.2f}–{rounds[1]:.2f}×" if rounds
+                                           else "one measurement each")})
+    return pd.DataFrame(rows).set_index(["machine", "work"]) if rows else pd.DataFrame()
 
 
 def split_table(results: list[dict]) -> pd.DataFrame:

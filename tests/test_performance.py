@@ -176,11 +176,11 @@ def test_bench_flags_are_checked(capsys):
 
 def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     rates = iter([100.0, 250.0, 300.0])
-    peer = bench.TransformersPeer
-    monkeypatch.setattr(bench, "training_rate",
-                        lambda *a, **k: 200.0 if k.get("build") is peer else next(rates))
-    monkeypatch.setattr(bench, "eval_rate",
-                        lambda *a, **k: 600.0 if k.get("build") is peer else 1200.0)
+    monkeypatch.setattr(bench, "training_rate", lambda *a, **k: next(rates))
+    monkeypatch.setattr(bench, "eval_rate", lambda *a, **k: 1200.0)
+    monkeypatch.setattr(bench, "peer_comparison", lambda *a, **k: {
+        "transformers_parameters": 7, "train_over_transformers": 1.5,
+        "eval_over_transformers": 2.0})
     monkeypatch.setattr(bench, "profile_training_step", lambda *a, **k: {"parts": {}})
     monkeypatch.setattr(bench, "profile_eval_batch", lambda *a, **k: {"parts": {}})
     monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e10)
@@ -194,7 +194,6 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
     assert saved["train_tokens_per_s"] == 300.0  # the trainer's default rung
     assert saved["eval_over_train"] == 4.0
     assert (saved["train_over_transformers"], saved["eval_over_transformers"]) == (1.5, 2.0)
-    assert saved["transformers_parameters"] == saved["parameters"]
     assert res["train_MFU_vs_measured_limit"] == pytest.approx(300.0 * res["flops_per_token"]
                                                               / 1e10)
     assert res["train_ceiling_tokens_per_s"] == pytest.approx(1e10 / res["flops_per_token"])
@@ -301,8 +300,14 @@ def test_peer_and_split_tables_read_the_side_by_side_measures():
     with_peer = _fake_result(transformers_train_tokens_per_s=1600.0, train_over_transformers=1.25,
                              transformers_eval_tokens_per_s=3500.0, eval_over_transformers=2.0,
                              train_split_tokens_per_s={"8 x 4": 2000.0, "16 x 2": 2100.0})
-    peer = performance.peer_table([with_peer, _fake_result()])
-    assert len(peer) == 1 and peer.iloc[0]["training: ours over theirs (×)"] == 1.25
+    paired = {**with_peer, "device_name": "Paired CPU", "ours_train_tokens_per_s_paired": 1900.0,
+              "train_over_transformers_range": [1.1, 1.3]}
+    peer = performance.peer_table([with_peer, _fake_result(), paired])
+    assert len(peer) == 4 and peer.loc[("Test CPU (cpu)", "training"),
+                                       "ours over theirs (×)"] == 1.25
+    assert peer.loc[("Test CPU (cpu)", "evaluation"), "ours (tokens/s)"] == 7000.0
+    assert peer.loc[("Paired CPU (cpu)", "training"), "ours (tokens/s)"] == 1900.0
+    assert peer.loc[("Paired CPU (cpu)", "training"), "rounds: lowest–highest"] == "1.10–1.30×"
     assert performance.peer_table([_fake_result()]).empty
     split = performance.split_table([with_peer])
     assert split.iloc[0].to_dict() == {"8 × 4 (tokens/s)": 2000.0, "16 × 2 (tokens/s)": 2100.0}

@@ -57,9 +57,22 @@ def test_the_peer_is_called_like_the_model():
     logits, loss = peer(x, x)
     assert logits.shape == ours(x).shape == peer(x).shape
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert bench.training_rate(TINY, "cpu", bench.TRAINER_DEFAULT, 2, 1, 1,
-                               build=TransformersPeer) > 0
-    assert bench.eval_rate(TINY, "cpu", "fp32", 2, 1, build=TransformersPeer) > 0
+    side_by_side = bench.peer_comparison(TINY, "cpu", "fp32", batch=2, accum=1, rounds=2)
+    assert side_by_side["transformers_parameters"] == ours.num_parameters()
+    for work in ("train", "eval"):
+        low, high = side_by_side[f"{work}_over_transformers_range"]
+        assert 0 < low <= side_by_side[f"{work}_over_transformers"] <= high
+        assert side_by_side[f"transformers_{work}_tokens_per_s"] > 0
+        assert side_by_side[f"ours_{work}_tokens_per_s_paired"] > 0
+
+
+def test_paired_steps_take_turns_in_alternating_order():
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ("ours", "theirs")}
+    seconds = bench.paired_step_seconds(steps, rounds=3, device="cpu")
+    assert {name: len(s) for name, s in seconds.items()} == {"ours": 3, "theirs": 3}
+    # one warm-up call each, then rounds in order, reversed, in order
+    assert calls == ["ours", "theirs", "ours", "theirs", "theirs", "ours", "ours", "theirs"]
 
 
 def test_the_limit_is_the_best_of_a_square_and_the_models_shapes(monkeypatch):
