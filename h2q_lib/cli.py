@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the run over: first remove what h2q wrote in --run-dir")
     _add_config_flags(t)
 
+    r = sub.add_parser("predict", help="pre-register a run: the schedule clock's predicted "
+                       "validation loss at its evaluation steps, written before it starts")
+    r.add_argument("--profile", default="prefix", help="one of " + ", ".join(PROFILES))
+    r.add_argument("--name", required=True, help="the run's folder name under --runs-dir")
+    r.add_argument("--runs-dir", default="runs", help="the committed runs the clock is fitted on")
+    r.add_argument("--out", default=None, help="JSON file (default <runs-dir>/<name>/"
+                   "prediction.json)")
+    _add_config_flags(r)
+
     p = sub.add_parser("pipeline", help="run notebooks 01-05 with papermill, then build the book")
     p.add_argument("--profile", default="smoke", help="one of " + ", ".join(PROFILES))
     p.add_argument("--data-dir", default=None, help="local WikiText folder (or $H2Q_DATA_DIR)")
@@ -134,6 +143,23 @@ def main(argv: list[str] | None = None) -> int:
             if summary:
                 print({k: summary[k] for k in ("steps", "best_val_loss", "mean_tokens_per_s",
                                                "precision")})
+        elif args.command == "predict":
+            import os
+
+            from .preregistration import PREDICTION, predict_command
+
+            values = overrides_from_args(args)
+            recipe, _ = split_overrides(values)
+            cfg = get_profile(args.profile, **recipe)
+            command = " ".join([f"h2q train --profile {args.profile}"] + [
+                f"--{k.replace('_', '-')} {v}" for k, v in recipe.items()])
+            out = args.out or os.path.join(args.runs_dir, args.name, PREDICTION)
+            os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+            pred = predict_command(cfg, args.name, args.runs_dir, out, command)
+            shown = [f"{p['step']}: {p['predicted']:.3f}" for p in pred["points"]
+                     if p["predicted"] is not None]
+            print(f"p = {pred['clock']['p']:g}, band ±{pred['clock']['band_nats']:.3f} nats; "
+                  + ", ".join(shown) + f" -> {out}")
         elif args.command == "pipeline":
             from .pipeline import run_pipeline
 

@@ -1,0 +1,140 @@
+"""The schedule clock τ_p, its collapse of runs, the leave-one-out check and pre-registration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from h2q_lib.cli import main
+from h2q_lib.clock import (
+    MIN_STEP,
+    choose_p,
+    clock,
+    fit_clock,
+    fit_collapse,
+    leave_one_out,
+    passes,
+)
+from h2q_lib.loss_law import Curve, areas, rates
+from h2q_lib.preregistration import beside_measurement, prediction
+from h2q_lib.profiles import get_profile
+
+TRUE_P = 0.4
+
+
+def true_loss(tau: np.ndarray) -> np.ndarray:
+    """A plateau near 2.45 nats, a fall off it near τ = 150, then a slow decline."""
+    return 1.5 + 1.0 / (1.0 + (tau / 150.0) ** 3) - 0.1 * np.log1p(tau / 400.0)
+
+
+def synthetic(name: str, cfg, p: float = TRUE_P, eval_every: int = 25,
+              noise: float = 0.0, seed: int = 0) -> Curve:
+    lr = rates(cfg, cfg.steps)
+    steps = np.arange(eval_every, cfg.steps + 1, eval_every)
+    losses = true_loss(clock(lr, p)[steps - 1])
+    losses = losses + np.random.default_rng(seed).normal(0, noise, len(steps))
+    return Curve(name, steps, losses, lr)
+
+
+SCHEDULES = {
+    "stated": dict(steps=1000),
+    "micro-batch": dict(steps=500, reading="micro-batch"),
+    "no-warmup": dict(steps=500, warmup=0),
+}
+
+
+def curves(p: float = TRUE_P, noise: float = 0.0) -> list[Curve]:
+    return [synthetic(name, get_profile("prefix", **recipe), p, noise=noise, seed=i)
+            for i, (name, recipe) in enumerate(SCHEDULES.items())]
+
+
+def test_p_zero_counts_steps_and_p_one_is_the_summed_rate():
+    lr = rates(get_profile("prefix", steps=300), 300)
+    assert clock(lr, 0.0).tolist() == list(range(1, 301))
+    assert clock(lr, 1.0) == pytest.approx(areas(lr)[0] / 6e-4)
+
+
+def test_choose_p_recovers_the_exponent_that_made_the_curves():
+    p, rms = choose_p(curves(noise=0.003))
+    assert p == pytest.approx(TRUE_P, abs=0.1)
+    assert rms < 0.02
+
+
+def test_runs_made_on_one_clock_pass_the_held_out_check_and_fail_it_on_the_summed_rate():
+    made = curves(noise=0.003)
+    fitted = leave_one_out(made)
+    assert passes(fitted), [r.max_error for r in fitted]
+    summed = leave_one_out(made, p=1.0)
+    assert not passes(summed)
+    assert max(r.max_error for r in summed if r.max_error is not None) > 0.1
+
+
+def test_runs_that_do_not_collapse_fail_the_check():
+    """Curves made on different clocks have no common p: the check must say so."""
+    made = [synthetic("stated", get_profile("prefix", steps=1000), p=0.0),
+            synthetic("micro-batch", get_profile("prefix", steps=500, reading="micro-batch"),
+                      p=1.0),
+            synthetic("no-warmup", get_profile("prefix", steps=500, warmup=0), p=0.5)]
+    assert not passes(leave_one_out(made))
+
+
+def test_the_collapse_is_non_increasing_and_says_nothing_outside_its_range():
+    collapse = fit_collapse(curves(noise=0.01), TRUE_P)
+    assert (np.diff(collapse.values) <= 0).all()
+    lo, hi = collapse.clock_range
+    inside = collapse.at(np.array([lo, (lo + hi) / 2, hi]))
+    assert not np.isnan(inside).any()
+    assert np.isnan(collapse.at(np.array([lo / 2, hi * 2]))).all()
+    lr = rates(get_profile("prefix", steps=500), 500)
+    assert np.isnan(collapse.predict(lr, np.array([MIN_STEP - 1]))).all()
+
+
+def test_a_prediction_gives_no_number_before_min_step_or_outside_the_range():
+    fit = fit_clock(curves())
+    cfg = get_profile("prefix", steps=2000, warmup=0, eval_every=25)
+    pred = prediction(cfg, fit, "no-warmup", "h2q train ...", "abc")
+    points = {p["step"]: p for p in pred["points"]}
+    assert points[25]["predicted"] is None and points[25]["not predicted"] == "before step 100"
+    assert points[2000]["predicted"] is None
+    assert points[2000]["not predicted"] == "clock outside the fitted range"
+    covered = [p for p in pred["points"] if p["predicted"] is not None]
+    assert covered and all(p["high"] - p["low"] == pytest.approx(2 * fit.band)
+                           for p in covered)
+    json.dumps(pred, allow_nan=False)
+
+
+def test_beside_measurement_says_whether_each_band_held(tmp_path):
+    from h2q_lib.curves import Run
+
+    pred = {"points": [{"step": 100, "predicted": 2.5, "low": 2.45, "high": 2.55},
+                       {"step": 125, "predicted": 2.4, "low": 2.35, "high": 2.45},
+                       {"step": 150, "predicted": None, "low": None, "high": None},
+                       {"step": 175, "predicted": 2.3, "low": 2.25, "high": 2.35}]}
+    run = Run("n1", {}, [{"step": 100, "val_loss": 2.52}, {"step": 125, "val_loss": 2.2},
+                         {"step": 150, "val_loss": 2.1}], None)
+    table = beside_measurement(pred, run)
+    assert table["held"].tolist()[:2] == ["yes", "no"] and table["held"].isna().tolist()[2:]
+    assert table["measured − predicted"].iloc[0] == pytest.approx(0.02)
+    assert table["measured"].isna().iloc[3]
+
+
+def test_predict_refuses_too_few_runs_in_one_line(tmp_path, capsys):
+    assert main(["predict", "--name", "n1", "--runs-dir", str(tmp_path),
+                 "--warmup", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("h2q: error:") and "runs_dir" in err and len(err.splitlines()) == 1
+
+
+def test_predict_writes_the_prediction_from_the_committed_runs(tmp_path):
+    """On the repository's committed runs: the clock passes its check and predicts the
+    no-warm-up run from step 100 on."""
+    out = tmp_path / "prediction.json"
+    assert main(["predict", "--name", "no-warmup", "--warmup", "0", "--eval-every", "25",
+                 "--out", str(out)]) == 0
+    pred = json.loads(out.read_text())
+    assert pred["recipe"]["warmup"] == 0 and pred["recipe"]["eval_every"] == 25
+    assert pred["command"] == "h2q train --profile prefix --warmup 0 --eval-every 25"
+    assert "no-warmup" not in pred["clock"]["fitted_on"]
+    assert [p["step"] for p in pred["points"] if p["predicted"] is not None][0] == 100
