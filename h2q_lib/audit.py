@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .metrics import bits_per_token, word_perplexity
 from .model import count_parameters, vocab_size_for_parameters
 from .report import ReportClaims
+from .report_rows import EVALUATION, row_kind
 
 CONSISTENT = "consistent"
 INCONSISTENT = "inconsistent"
@@ -403,28 +404,93 @@ def check_average_speed(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow
     )
 
 
+BUDGET_S = 5 * 3600  # "5 hours": the report's training time, as a budget
+
+
+def progress_clocks(claims: ReportClaims) -> dict[str, list[float]]:
+    """What each report row's Progress would be under three clocks, in percent:
+
+    - steps: 100 · step / total steps (the same as the share of the tokens processed, since
+      every step takes the same tokens);
+    - 5-hour training time: 100 · step · tokens per step / Speed / 5 h, with Speed the row's
+      tokens/s read as the average since the start;
+    - wall time: the same elapsed time over the header's start-to-end duration.
+    """
+    per_step = claims.tokens_per_step()
+    elapsed = [r.step * per_step / r.tokens_per_s for r in claims.progress]
+    return {"share of steps": [100 * r.step / claims.steps for r in claims.progress],
+            "share of 5 hours": [100 * e / BUDGET_S for e in elapsed],
+            "share of the wall time": [100 * e / claims.duration_s() for e in elapsed]}
+
+
+def progress_clock_table(claims: ReportClaims) -> pd.DataFrame:
+    """Row by row: the printed Progress, each clock's value and whether it matches the print
+    (within one unit of its last digit, 0.1 point)."""
+    clocks = progress_clocks(claims)
+    out = []
+    for i, row in enumerate(claims.progress):
+        entry = {"step": row.step, "Progress printed (%)": row.progress_pct}
+        for name, values in clocks.items():
+            entry[f"{name} (%)"] = values[i]
+            entry[f"{name}: matches"] = _rounds_to(values[i], row.progress_pct, 1)
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def _step_ranges(steps: list[int], all_steps: list[int]) -> str:
+    """Steps as runs of consecutive report rows: "100, 3,500–6,350"."""
+    groups, current = [], []
+    for step in all_steps:
+        if step in steps:
+            current.append(step)
+        elif current:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return ", ".join(f"{g[0]:,}" if len(g) == 1 else f"{g[0]:,}–{g[-1]:,}" for g in groups) \
+        or "none"
+
+
 def check_progress_pct(claims: ReportClaims) -> AuditRow:
-    """Each row's Progress == 100 · step / total steps (to the printed 0.1%)."""
-    bad = [
-        r for r in claims.progress if not _rounds_to(100 * r.step / claims.steps, r.progress_pct, 1)
-    ]
+    """Each row's Progress against three clocks (``progress_clocks``): which rows each fits
+    to the printed 0.1 point. Consistent with "share of the run's steps" only if that clock
+    fits every row."""
+    clocks = progress_clocks(claims)
+    all_steps = [r.step for r in claims.progress]
+    fits = {name: [r.step for r, v in zip(claims.progress, values, strict=True)
+                   if _rounds_to(v, r.progress_pct, 1)] for name, values in clocks.items()}
+    bad = [r for r in claims.progress if r.step not in fits["share of steps"]]
     listing = "; ".join(
         f"{r.step}: {100 * r.step / claims.steps:.1f}% vs {r.progress_pct}% "
-        f"(implies {r.step / (r.progress_pct / 100):,.0f} total)"
-        for r in bad
-    )
+        f"(implies {r.step / (r.progress_pct / 100):,.0f} total)" for r in bad)
+    budget = fits["share of 5 hours"]
+    last = claims.progress[-1]
+    evidence = (f"share of steps: {len(claims.progress) - len(bad)} of {len(claims.progress)} "
+                "rows match" + (f"; {listing}" if bad else "")
+                + f" | share of 5 hours at the row's Speed: rows {_step_ranges(budget, all_steps)}"
+                f" match ({len(budget)} of {len(all_steps)}); row {last.step:,}: "
+                f"{clocks['share of 5 hours'][-1]:.2f}%"
+                f" | share of the header's wall time: rows "
+                f"{_step_ranges(fits['share of the wall time'], all_steps)} match")
+    unexplained = [s for s in all_steps if not any(s in f for f in fits.values())]
+    detail = ("Every row is its step's share of the run." if not bad else
+              f"Not the share of steps (nor of tokens, the same clock). The elapsed training "
+              f"time at the row's Speed, as a share of 5 hours, fits rows "
+              f"{_step_ranges(budget, all_steps)} to the printed 0.1 point, and the last row "
+              f"is {clocks['share of 5 hours'][-1]:.1f}% of 5 hours: the run was most likely "
+              f"stopped by a 5-hour budget, so step {last.step:,} is where the time ran out, "
+              "not necessarily the length its cosine was set for."
+              + (f" Rows {_step_ranges(unexplained, all_steps)} fit none of the three clocks."
+                 if unexplained else ""))
     return AuditRow(
         claim="progress column = share of the run's steps",
-        check=f"100 · step / {claims.steps:,}",
-        evidence=f"{len(claims.progress) - len(bad)} of {len(claims.progress)} rows match"
-        + (f"; {listing}" if bad else ""),
+        check=f"100 · step / {claims.steps:,}; and two time clocks: step × "
+        f"{claims.tokens_per_step():,} tokens / Speed over 5 hours, and over the header's "
+        "duration",
+        evidence=evidence,
         verdict=_verdict(not bad),
-        detail=(
-            "Early rows fit a 5,000-step total, later ones drift towards 6,350: the column "
-            "is not step / total steps (possibly time- or token-based progress)."
-            if bad
-            else "Every row is its step's share of the run."
-        ),
+        detail=detail,
     )
 
 
@@ -514,8 +580,8 @@ def check_early_losses_reproduced(claims: ReportClaims, reruns: Sequence[Rerun] 
     schedule, character vocabulary) count; each is named by its ``name``.
     """
     claim = RERUN_CLAIM
-    check = (f"our validation loss at the report's table steps, within {rel_tol:.0%} of the "
-             "report's, for each reading of its schedule")
+    check = (f"our validation loss at the report's evaluation rows (those with a Perplexity), "
+             f"within {rel_tol:.0%} of the report's, for each reading of its schedule")
     runs = [r for r in reruns if r.config and r.log and _is_report_recipe(r.config, claims)]
     if not runs:
         return AuditRow(claim, check, "no run of the report's recipe given", NOT_CHECKABLE,
@@ -524,7 +590,10 @@ def check_early_losses_reproduced(claims: ReportClaims, reruns: Sequence[Rerun] 
     evidence, reproducing, evaluated = [], [], []
     for run in runs:
         ours = {r["step"]: r["val_loss"] for r in run.log if r.get("val_loss") is not None}
-        pairs = [(r.step, r.loss, ours[r.step]) for r in claims.progress if r.step in ours]
+        # evaluation rows only: a training-log row (no Perplexity) is a training loss, read
+        # three ways in the readings chapter (report_rows), never against validation loss
+        pairs = [(r.step, r.loss, ours[r.step]) for r in claims.progress
+                 if r.step in ours and row_kind(r) == EVALUATION]
         if not pairs:
             continue
         evaluated.append(run.name)
@@ -534,7 +603,7 @@ def check_early_losses_reproduced(claims: ReportClaims, reruns: Sequence[Rerun] 
             f"step {s}: report {theirs:.4f} vs ours {mine:.4f} "
             f"({100 * (mine - theirs) / theirs:+.1f}%)" for s, theirs, mine in pairs))
     if not evaluated:
-        return AuditRow(claim, check, "the runs evaluated none of the report's table steps",
+        return AuditRow(claim, check, "the runs evaluated none of the report's evaluation rows",
                         NOT_CHECKABLE, "Evaluate at the report's steps (eval_every 50 or 100).")
     verdict_detail = (f"Reproduced under the {', '.join(reproducing)} reading at every row "
                       "its run reached." if reproducing else
@@ -626,7 +695,15 @@ def audit_markdown(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         badge = (f'<span style="background:{colours[row.verdict]};color:white;'
                  f'padding:0 .4em;border-radius:3px">{row.verdict}</span>')
-        items.append(f"{len(items) + 1}. {badge} **{row.claim}**  \n"
-                     f"   *Checked:* {row.check}. *Found:* {row.evidence}.  \n"
-                     f"   {row.detail}")
+        claim, check, evidence, detail = (markdown_text(v) for v in (
+            row.claim, row.check, row.evidence, row.detail))
+        items.append(f"{len(items) + 1}. {badge} **{claim}**  \n"
+                     f"   *Checked:* {check}. *Found:* {evidence}.  \n"
+                     f"   {detail}")
     return "\n".join(items)
+
+
+def markdown_text(text: str) -> str:
+    """``text`` for a Markdown page: ``<`` and ``>`` as entities, so that a marker such as
+    ``<bos>`` is shown instead of being read as an HTML tag and dropped."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

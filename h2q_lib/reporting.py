@@ -290,67 +290,92 @@ def progress_table(log: list[dict], schedule_steps: int) -> pd.DataFrame:
 
 
 def beside_report(log: list[dict], claims: ReportClaims = REPORT) -> pd.DataFrame:
-    """The run's losses at each report table step it reached, and the differences.
-
-    Only meaningful for a run at the report's tokens per step (same steps, same tokens).
-    "report − validation" > 0 means the report's number is higher than ours.
+    """The run at each report row it reached at the report's tokens per step, each against
+    the quantity the row is (``report_rows``): an evaluation row against the run's validation
+    loss, a training-log row against the run's training loss read three ways. Differences
+    are ours − report.
     """
+    from .report_rows import (
+        EVALUATION,
+        RUNNING_MEAN,
+        STEP_LOSS,
+        WINDOW_MEAN,
+        row_kind,
+        training_readings,
+    )
+
     by_step = {r["step"]: r for r in log}
     rows = []
     for row in claims.progress:
         ours = by_step.get(row.step)
-        if ours is None or ours.get("val_loss") is None \
-                or ours["tokens_seen"] != row.step * claims.tokens_per_step():
+        if ours is None or ours["tokens_seen"] != row.step * claims.tokens_per_step():
             continue
-        rows.append({"step": row.step, "tokens": ours["tokens_seen"], "report loss": row.loss,
-                     "our validation loss": ours["val_loss"],
-                     "our training loss (mean since last log)": ours.get("train_loss_avg"),
-                     "report − validation": row.loss - ours["val_loss"],
-                     "relative": (row.loss - ours["val_loss"]) / ours["val_loss"]})
+        kind = row_kind(row)
+        entry = {"step": row.step, "kind of row": kind, "report loss": row.loss,
+                 "our validation loss": None, "our training loss: that step": None,
+                 "our training loss: last 10 steps": None,
+                 "our training loss: since step 1": None, "ours − report": None,
+                 "relative": None}
+        if kind == EVALUATION:
+            if ours.get("val_loss") is None:
+                continue
+            diff = ours["val_loss"] - row.loss
+            entry.update({"our validation loss": ours["val_loss"], "ours − report": diff,
+                          "relative": diff / row.loss})
+        else:
+            readings = training_readings(log, row.step) or {
+                STEP_LOSS: ours.get("train_loss"), WINDOW_MEAN: ours.get("train_loss_avg"),
+                RUNNING_MEAN: None}
+            entry.update({"our training loss: that step": readings[STEP_LOSS],
+                          "our training loss: last 10 steps": readings[WINDOW_MEAN],
+                          "our training loss: since step 1": readings[RUNNING_MEAN]})
+        rows.append(entry)
     return pd.DataFrame(rows).set_index("step") if rows else pd.DataFrame()
 
 
+def _training_values(row: pd.Series) -> list[tuple[str, float]]:
+    names = {"our training loss: that step": "that step",
+             "our training loss: last 10 steps": "the last 10 steps",
+             "our training loss: since step 1": "since step 1"}
+    return [(label, float(row[col])) for col, label in names.items()
+            if row.get(col) is not None and not pd.isna(row[col])]
+
+
 def beside_reading(beside: pd.DataFrame) -> str:
-    """Markdown: the report's losses against the rerun's at each shared step, and how far each
-    fell between the first and the last of them (empty when the run shares no step)."""
+    """Markdown: at each shared report row, ours against the report's (ours − report); a
+    training-log row with every reading of our training loss and their range."""
     if beside.empty:
         return ("This run is not at the report's tokens per step, so none of its steps is one "
                 "of the report's table.")
-    parts = [f"step {step}: the report's {row['report loss']:.4f} against our "
-             f"{row['our validation loss']:.4f} ({row['relative']:+.1%} of ours)"
-             for step, row in beside.iterrows()]
-    text = "**Reading.** " + "; ".join(parts) + "."
-    if len(beside) > 1:
-        first, last = beside.iloc[0], beside.iloc[-1]
-        text += (f" Between steps {beside.index[0]} and {beside.index[-1]} the report's loss "
-                 f"falls by {first['report loss'] - last['report loss']:.3f} nats, ours by "
-                 f"{first['our validation loss'] - last['our validation loss']:.3f}.")
-    return text
-
-
-def beside_markdown(beside: pd.DataFrame) -> str:
-    """Markdown for the book's opening page: the report's losses against this run's at the
-    report's table steps it reached, or a sentence saying it reached none."""
-    if beside.empty:
-        return ("This run reached none of the report's table steps at the report's tokens per "
-                "step, so no loss is set beside the report's.")
-    lines = ["| step | report loss | our validation loss | report − ours |", "|---|---|---|---|"]
-    lines += [f"| {step:,} | {row['report loss']:.4f} | {row['our validation loss']:.4f} | "
-              f"{row['report − validation']:+.4f} |" for step, row in beside.iterrows()]
-    return "\n".join(lines)
+    parts = []
+    for step, row in beside.iterrows():
+        if row["kind of row"] == "evaluation":
+            parts.append(f"step {step:,} (an evaluation row): our validation loss "
+                         f"{row['our validation loss']:.4f} against the report's "
+                         f"{row['report loss']:.4f}, ours − report "
+                         f"{row['ours − report']:+.4f} ({row['relative']:+.1%})")
+        else:
+            values = _training_values(row)
+            diffs = [v - row["report loss"] for _, v in values]
+            read = ", ".join(f"{v:.4f} ({label})" for label, v in values)
+            parts.append(f"step {step:,} (a training-log row, no Perplexity): our training "
+                         f"loss reads {read} against the report's {row['report loss']:.4f}, "
+                         f"ours − report from {min(diffs):+.3f} to {max(diffs):+.3f} nats "
+                         "depending on which the report's logger printed")
+    return "**Reading.** " + "; ".join(parts) + "."
 
 
 def beside_values(beside: pd.DataFrame) -> dict[str, float]:
-    """``beside_report``'s numbers by step, named for the book's pages to cite.
-
-    ``at<step>_report``, ``at<step>_ours`` (validation), ``at<step>_diff`` (report − ours),
-    plus ``beside_last_step`` (0 when the run reached none of the report's steps).
-    """
+    """``beside_report``'s numbers for the book's pages to cite: at each evaluation row
+    ``at<step>_report``, ``at<step>_ours`` (validation), ``at<step>_diff`` (ours − report);
+    ``beside_last_step`` (0 when the run reached none of the report's steps)."""
     out: dict[str, float] = {"beside_last_step": int(beside.index.max()) if len(beside) else 0}
     for step, row in beside.iterrows():
+        if row["kind of row"] != "evaluation":
+            continue
         out[f"at{step}_report"] = float(row["report loss"])
         out[f"at{step}_ours"] = float(row["our validation loss"])
-        out[f"at{step}_diff"] = float(row["report − validation"])
+        out[f"at{step}_diff"] = float(row["ours − report"])
     return out
 
 
@@ -529,6 +554,9 @@ class Table:
         labels = repr((list(self.cells.columns), list(self.cells.index)))
         styler = self.cells.style.set_uuid(  # from the labels only: numbers vary by machine
             "h2q" + hashlib.sha1(labels.encode()).hexdigest()[:8])
+        # cells are text: a marker such as <bos> is shown, not read as a tag
+        styler = styler.format(escape="html").format_index(escape="html", axis=0) \
+            .format_index(escape="html", axis=1)
         if not self.index:
             styler = styler.hide(axis="index")
         if self.caption:

@@ -109,6 +109,21 @@ def test_progress_column_mismatches_are_listed():
     assert "3000: 47.2% vs 54.5%" in row.evidence
 
 
+def test_progress_column_is_read_against_a_five_hour_clock_row_by_row():
+    row = audit.check_progress_pct(REPORT)
+    assert "share of 5 hours at the row's Speed: rows 100, 3,500–6,350 match (8 of 14)" \
+        in row.evidence
+    assert "stopped by a 5-hour budget" in row.detail and "Rows 500–3,000 fit none" in row.detail
+    table = audit.progress_clock_table(REPORT).set_index("step")
+    assert table.loc[6350, "share of 5 hours (%)"] == pytest.approx(
+        100 * 6350 * 16384 / 5806 / 18000)
+    assert table["share of 5 hours: matches"].sum() == 8
+    # a report whose Speed column is twice as fast fits the 5-hour clock nowhere
+    faster = tuple(replace(r, tokens_per_s=2 * r.tokens_per_s) for r in REPORT.progress)
+    assert "rows none match (0 of 14)" in audit.check_progress_pct(
+        replace(REPORT, progress=faster)).evidence
+
+
 def test_progress_column_consistent_when_step_share():
     rows = tuple(
         replace(r, progress_pct=round(100 * r.step / REPORT.steps, 1)) for r in REPORT.progress
@@ -258,3 +273,11 @@ def test_published_table():
     assert list(harness.value) == [37.37]
     report = table[table.source_key == "h2q2026report"]
     assert list(report.value) == [37.5, 26.4, 22.0]
+
+
+def test_audit_markdown_shows_markers_instead_of_reading_them_as_tags():
+    row = audit.AuditRow("tokens: <bos> + chars + <eos>", "count", "1 < 2", audit.CONSISTENT,
+                         "plus <eos>")
+    text = audit.audit_markdown(audit.audit_table([row]))
+    assert "&lt;bos&gt; + chars + &lt;eos&gt;" in text and "<bos>" not in text
+    assert "1 &lt; 2" in text and "<span" in text  # the verdict badge stays markup

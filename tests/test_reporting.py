@@ -47,24 +47,36 @@ def test_progress_table_pairs_train_loss_with_validation_perplexity():
     assert rep.loc[6000, "tokens"] == 6000 * PER_STEP and rep.loc[6000, "perplexity"] == 2.95
 
 
-def test_beside_report_lists_the_report_steps_reached_at_the_same_tokens():
+def test_beside_report_sets_each_row_beside_what_it_is_ours_minus_report():
     log = fake_log(range(10, 510, 10), power())
     beside = reporting.beside_report(log)
     assert list(beside.index) == [100, 500]
-    assert beside.loc[100, "report loss"] == 2.7180
-    assert beside.loc[500, "report − validation"] == pytest.approx(1.5178 - power()(500))
+    # row 100 has no Perplexity: a training-log line, set beside training losses only
+    assert beside.loc[100, "kind of row"] == "training log"
+    assert pd.isna(beside.loc[100, "our validation loss"])
+    assert beside.loc[100, "our training loss: that step"] == pytest.approx(power()(100) + 0.05)
+    assert beside.loc[100, "our training loss: last 10 steps"] == pytest.approx(
+        power()(100) + 0.06)
+    assert beside.loc[500, "kind of row"] == "evaluation"
+    assert beside.loc[500, "ours − report"] == pytest.approx(power()(500) - 1.5178)
     reading = reporting.beside_reading(beside)
-    assert "step 500: the report's 1.5178" in reading and "falls by" in reading
+    assert "step 500 (an evaluation row): our validation loss" in reading
+    assert "step 100 (a training-log row, no Perplexity)" in reading
     values = reporting.beside_values(beside)
-    assert values["beside_last_step"] == 500 and values["at100_report"] == 2.7180
+    assert values["beside_last_step"] == 500 and values["at500_report"] == 1.5178
+    assert "at100_report" not in values
+    assert values["at500_diff"] == pytest.approx(power()(500) - 1.5178)
     # a run at other tokens per step is not set beside the report's steps
     other = fake_log(range(10, 510, 10), power(), per_step=1000)
     assert reporting.beside_report(other).empty
     assert reporting.beside_values(reporting.beside_report(other)) == {"beside_last_step": 0}
     assert "not at the report's tokens per step" in reporting.beside_reading(
         reporting.beside_report(other))
-    assert "| 500 | 1.5178 |" in reporting.beside_markdown(beside)
-    assert "reached none" in reporting.beside_markdown(reporting.beside_report(other))
+
+
+def test_a_table_shows_markers_instead_of_reading_them_as_tags():
+    html = reporting.table(pd.DataFrame({"text": ["<bos>…<eos>"]}))._repr_html_()
+    assert "&lt;bos&gt;…&lt;eos&gt;" in html and "<bos>" not in html
 
 
 def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
@@ -214,6 +226,8 @@ def test_rerun_row_compares_the_reports_early_losses_with_the_run():
     far = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.80}.get(s, 2.0))
     row = audit.check_early_losses_reproduced(REPORT, [Run("stated", cfg, close, None)])
     assert row.verdict == audit.CONSISTENT and "step 500" in row.evidence
+    # row 100 is a training-log line: never set beside a validation loss
+    assert "step 100" not in row.evidence
     assert audit.check_early_losses_reproduced(
         REPORT, [Run("stated", cfg, far, None)]).verdict == audit.INCONSISTENT
     # one verdict per reading: a second reading that reproduces the rows makes it consistent,
