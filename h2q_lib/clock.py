@@ -210,3 +210,63 @@ def fit_clock(curves: list[Curve], min_step: int = MIN_STEP) -> ClockFit:
     p, rms = choose_p(curves, min_step=min_step)
     return ClockFit(fit_collapse(curves, p, min_step), rms, leave_one_out(curves, None,
                                                                           min_step))
+
+
+# --- the report's rows on the clock ----------------------------------------------------------
+
+
+def report_rows_on_clock(collapse: Collapse, readings: tuple[str, ...] | None = None,
+                         claims=REPORT) -> pd.DataFrame:
+    """Each evaluation row of the report (the clock predicts validation losses) under each
+    reading of its schedule: τ_p at that step and the clock's
+    loss where τ_p lies inside the range the collapse was fitted on (None outside: the clock
+    says nothing there), beside the report's Loss."""
+    from .loss_law import rates
+    from .profiles import get_profile
+    from .readings import READINGS
+    from .report_rows import EVALUATION, row_kind
+
+    names = tuple(READINGS) if readings is None else readings
+    rows = [r for r in claims.progress if row_kind(r) == EVALUATION]  # validation losses
+    steps = np.array([r.step for r in rows])
+    out = pd.DataFrame({"step": steps, "report Loss": [r.loss for r in rows]})
+    for name in names:
+        lr = rates(get_profile("report", reading=name), claims.steps)
+        out[f"{name}: clock"] = clock(lr, collapse.p)[steps - 1]
+        predicted = collapse.predict(lr, steps)
+        out[f"{name}: loss"] = [None if np.isnan(v) else float(v) for v in predicted]
+    return out
+
+
+def rows_before_readings_part(reading: str, other: str = "stated", claims=REPORT) -> tuple[
+        int, ...]:
+    """The report's rows at which ``reading`` has applied exactly the rates of ``other`` at
+    every step so far: rows whose loss cannot depend on where the two differ."""
+    from .loss_law import rates
+    from .profiles import get_profile
+
+    a = rates(get_profile("report", reading=reading), claims.steps)
+    b = rates(get_profile("report", reading=other), claims.steps)
+    differ = np.flatnonzero(~np.isclose(a, b, rtol=1e-12, atol=0.0))
+    first = int(differ[0]) + 1 if len(differ) else claims.steps + 1  # 1-based step
+    return tuple(r.step for r in claims.progress if r.step < first)
+
+
+def plot_collapse(curves: list[Curve], p: float, min_step: int = MIN_STEP):
+    """Validation loss against S₁/η_ref (left) and against τ_p (right), each run's points from
+    ``min_step`` on: on the right clock the runs fall on one curve."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True)
+    for ax, exponent, label in ((axes[0], 1.0, "S₁ / η_ref (p = 1)"),
+                                (axes[1], p, f"τ_p, p = {p:g}")):
+        for curve in curves:
+            steps, log_tau, losses = _points(curve, exponent, min_step)
+            ax.plot(np.exp(log_tau), losses, marker=".", label=curve.name)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (peak-rate steps, log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation loss (nats per character)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

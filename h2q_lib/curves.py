@@ -8,6 +8,7 @@ loss fell so fast" is built from these tables, verdicts and figures.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -115,6 +116,11 @@ def rerun_agreement(runs: list[Run]) -> str:
     return " ".join(sentences)
 
 
+def glue_key(name: str) -> str:
+    """A run's or reading's name as part of a glue key: letters, digits and underscores."""
+    return re.sub(r"\W", "_", name)
+
+
 def readings_table() -> pd.DataFrame:
     """Each reading: what differs from the stated recipe and why it is plausible."""
     return pd.DataFrame([{"reading": r.name, "what differs": r.differs,
@@ -137,7 +143,8 @@ def reading_rates(steps: int = REPORT.steps) -> pd.DataFrame:
     for reading in READINGS.values():
         cfg = get_profile("report", reading=reading.name)
         lr = report_rates(reading.name, steps) * 1e4
-        ended = reading.first_step_at(cfg.schedule_length - 1, cfg.grad_accum)
+        length = reading.schedule_length or cfg.schedule_length
+        ended = reading.first_step_at(length - 1, cfg.grad_accum)
         out.append({"reading": reading.name, "rate ×10⁻⁴ at step 100": lr[99],
                     "at step 500": lr[499], "at step 1,000": lr[999],
                     "cosine ends at step": ended if ended <= steps else None})
@@ -280,7 +287,7 @@ def verdict_values(runs: list[Run], steps: tuple[int, ...] = EVALUATION_ROWS,
     reproducing = {500: [], 1000: []}
     reached = {500: [], 1000: []}
     for run in runs:
-        key = run.name.replace("-", "_")
+        key = glue_key(run.name)
         for r in row_results(run, steps, claims):
             if r.val_loss is None:
                 continue
@@ -531,8 +538,8 @@ def law_reading(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> str:
             f"− predicted {values['held_out_mean_error']:+.3f}): {verdict}.")
     if analysis.fit is not None:
         preds = ", ".join(
-            f"{name} reading {values['law_' + name.replace('-', '_') + '_at_best']:.3f} "
-            f"(band {values['law_' + name.replace('-', '_') + '_band']})" for name in READINGS)
+            f"{name} reading {values['law_' + glue_key(name) + '_at_best']:.3f} "
+            f"(band {values['law_' + glue_key(name) + '_band']})" for name in READINGS)
         parts.append(
             f"Fitted on every run, it puts the loss at the report's step "
             f"{claims.best_val_step:,} at: {preds}; the report printed "
@@ -644,14 +651,14 @@ def law_values(analysis: LawAnalysis, claims: ReportClaims = REPORT) -> dict[str
         for name in READINGS:
             lr = report_rates(name, claims.steps)
             lo, hi = analysis.fit.band(lr, step)
-            key = name.replace("-", "_")
+            key = glue_key(name)
             values[f"law_{key}_at_best"] = float(analysis.fit.predict(lr, step)[0])
             values[f"law_{key}_band"] = f"{lo[0]:.2f}–{hi[0]:.2f}"
             if lo[0] < 0:
                 impossible.append(name)
         values["law_at_best_summary"] = "; ".join(
-            f"{name} {values['law_' + name.replace('-', '_') + '_at_best']:.2f} "
-            f"({values['law_' + name.replace('-', '_') + '_band']})" for name in READINGS)
+            f"{name} {values['law_' + glue_key(name) + '_at_best']:.2f} "
+            f"({values['law_' + glue_key(name) + '_band']})" for name in READINGS)
     else:
         values["law_at_best_summary"] = "no fit (" + analysis.missing + ")"
     values["law_impossible"] = ", ".join(impossible)

@@ -16,8 +16,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .report import REPORT
+
 if TYPE_CHECKING:
     from .profiles import TrainConfig
+
+# One pass over the report's training text (its "527,706,706 tokens") at its 16,384 tokens a
+# step: the length a cosine set for "one epoch" would have.
+ONE_PASS_STEPS = math.ceil(REPORT.train_tokens / REPORT.tokens_per_step())
 
 LR_UNITS = ("optimizer step", "micro-batch")
 AFTER_SCHEDULE = ("hold min_lr", "follow the cosine")
@@ -32,6 +38,9 @@ class Reading:
     after_schedule: str  # past the schedule's end: see AFTER_SCHEDULE
     differs: str
     why: str
+    # the cosine's length in the reading's units when the reading fixes it (None: the
+    # recipe's schedule_steps)
+    schedule_length: int | None = None
 
     def position(self, step: int, grad_accum: int) -> int:
         """The scheduler's position when optimizer step ``step`` (0-based) is applied.
@@ -83,6 +92,18 @@ READINGS: dict[str, Reading] = {
         why="what a per-micro-batch CosineAnnealingLR would do; identical to micro-batch "
         "through step 1,588, so it matters only for the later rows",
     ),
+    "one-pass cosine": Reading(
+        name="one-pass cosine",
+        lr_unit="optimizer step",
+        after_schedule="hold min_lr",
+        differs=f"the cosine is set for one pass over the report's training text "
+        f"({ONE_PASS_STEPS:,} steps of 16,384 tokens), not for 6,350 steps; warm-up as stated",
+        why="the report's Progress column is elapsed time as a share of 5 hours, and its last "
+        "row 6,350 is 99.6 % of 5 hours: a time budget, not the schedule, most likely ended "
+        "the run, and the report speaks of one epoch; identical to stated until the warm-up "
+        "ends at step 2,000",
+        schedule_length=ONE_PASS_STEPS,
+    ),
 }
 
 
@@ -97,8 +118,8 @@ def get_reading(name: str) -> Reading:
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """The learning rate applied at optimizer step ``step`` (0-based) under ``cfg.reading``.
 
-    With p the reading's position of the step, W = ``warmup``, S = ``schedule_length``
-    (both counted in the reading's unit):
+    With p the reading's position of the step, W = ``warmup``, S = the reading's
+    ``schedule_length`` or else the recipe's (both counted in the reading's unit):
     lr(p) = lr·(p+1)/W                                      for p < W
     lr(p) = min_lr + ½(lr − min_lr)(1 + cos(π·(p − W)/(S − W)))  after,
     with (p − W)/(S − W) clipped at 1 ("hold min_lr") or not ("follow the cosine").
@@ -107,7 +128,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     p = reading.position(step, cfg.grad_accum)
     if p < cfg.warmup:
         return cfg.lr * (p + 1) / cfg.warmup
-    total = cfg.schedule_length
+    total = reading.schedule_length or cfg.schedule_length
     if total <= cfg.warmup:
         return cfg.lr
     progress = (p - cfg.warmup) / (total - cfg.warmup)

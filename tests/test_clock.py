@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from h2q_lib.cli import main
@@ -20,6 +21,7 @@ from h2q_lib.clock import (
 from h2q_lib.loss_law import Curve, areas, rates
 from h2q_lib.preregistration import beside_measurement, prediction
 from h2q_lib.profiles import get_profile
+from h2q_lib.report import REPORT
 
 TRUE_P = 0.4
 
@@ -138,3 +140,43 @@ def test_predict_writes_the_prediction_from_the_committed_runs(tmp_path):
     assert pred["command"] == "h2q train --profile prefix --warmup 0 --eval-every 25"
     assert "no-warmup" not in pred["clock"]["fitted_on"]
     assert [p["step"] for p in pred["points"] if p["predicted"] is not None][0] == 100
+
+
+def test_the_report_rows_on_the_clock_are_evaluation_rows_predicted_only_inside_the_range():
+    from h2q_lib.clock import report_rows_on_clock
+
+    fit = fit_clock(curves())
+    table = report_rows_on_clock(fit.collapse, ("stated", "one-pass cosine")).set_index("step")
+    assert 100 not in table.index and 6350 not in table.index  # training-log rows
+    lo, hi = fit.collapse.clock_range
+    for name in ("stated", "one-pass cosine"):
+        inside = (table[f"{name}: clock"] >= lo) & (table[f"{name}: clock"] <= hi)
+        assert table[f"{name}: loss"].notna().tolist() == inside.tolist()
+    assert table.loc[6000, "stated: loss"] is None or pd.isna(table.loc[6000, "stated: loss"])
+
+
+def test_a_reading_cannot_change_the_rows_before_its_rates_part_from_the_stated_ones():
+    from h2q_lib.clock import rows_before_readings_part
+
+    assert rows_before_readings_part("one-pass cosine") == (100, 500, 1000, 1500, 2000)
+    assert rows_before_readings_part("micro-batch") == ()
+    assert rows_before_readings_part("stated") == tuple(r.step for r in REPORT.progress)
+
+
+def test_the_compute_table_adds_up_every_committed_run(tmp_path):
+    from h2q_lib.compute import compute_table, compute_total
+    from h2q_lib.runs import write_json
+
+    machine = {"processor": "CPU X", "cpu_capability": "AVX2", "torch_threads": 1}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "exp" / "char").mkdir(parents=True)
+    write_json(tmp_path / "a" / "summary.json", {"steps": 10, "tokens_seen": 100,
+                                                 "elapsed_s": 3600.0, "machine": machine})
+    write_json(tmp_path / "exp" / "char" / "summary.json",
+               {"steps": 5, "tokens_seen": 50, "elapsed_s": 1800.0, "machine": machine})
+    (tmp_path / "empty").mkdir()
+    table = compute_table(tmp_path)
+    assert table["run"].tolist() == ["a", "exp/char"]
+    assert table["machine (its last session)"].iloc[0] == "CPU X, AVX2, 1 thread"
+    assert compute_total(table) == {"compute_runs": 2, "compute_steps": 15,
+                                    "compute_tokens": 150, "compute_hours": 1.5}

@@ -31,8 +31,11 @@ def write_run(folder, cfg, losses_at: dict[int, float] | None = None, every: int
 
 def test_reading_rates_say_where_each_reading_warms_up_and_decays():
     assert list(curves.readings_table()["reading"]) == [
-        "stated", "micro-batch", "micro-batch-cosine"]
+        "stated", "micro-batch", "micro-batch-cosine", "one-pass cosine"]
     table = curves.reading_rates().set_index("reading")
+    # the one-pass cosine is the stated schedule until its warm-up ends, then decays slower
+    assert table.loc["one-pass cosine", "at step 1,000"] == table.loc["stated", "at step 1,000"]
+    assert pd.isna(table.loc["one-pass cosine", "cosine ends at step"])
     assert table.loc["stated", "at step 500"] == pytest.approx(1.5)  # ×10⁻⁴
     assert table.loc["micro-batch", "at step 500"] == pytest.approx(6.0)
     assert table.loc["stated", "cosine ends at step"] == 6350
