@@ -405,6 +405,7 @@ def check_average_speed(claims: ReportClaims, rel_tol: float = 0.05) -> AuditRow
 
 
 BUDGET_S = 5 * 3600  # "5 hours": the report's training time, as a budget
+STEPS_CLOCK, BUDGET_CLOCK, WALL_CLOCK = "steps clock", "5-hour clock", "wall-time clock"
 
 
 def progress_clocks(claims: ReportClaims) -> dict[str, list[float]]:
@@ -418,14 +419,16 @@ def progress_clocks(claims: ReportClaims) -> dict[str, list[float]]:
     """
     per_step = claims.tokens_per_step()
     elapsed = [r.step * per_step / r.tokens_per_s for r in claims.progress]
-    return {"share of steps": [100 * r.step / claims.steps for r in claims.progress],
-            "share of 5 hours": [100 * e / BUDGET_S for e in elapsed],
-            "share of the wall time": [100 * e / claims.duration_s() for e in elapsed]}
+    return {STEPS_CLOCK: [100 * r.step / claims.steps for r in claims.progress],
+            BUDGET_CLOCK: [100 * e / BUDGET_S for e in elapsed],
+            WALL_CLOCK: [100 * e / claims.duration_s() for e in elapsed]}
 
 
-def progress_clock_table(claims: ReportClaims) -> pd.DataFrame:
+def progress_clock_table(claims: ReportClaims | None = None) -> pd.DataFrame:
     """Row by row: the printed Progress, each clock's value and whether it matches the print
-    (within one unit of its last digit, 0.1 point)."""
+    (within one unit of its last digit, 0.1 point); the report's own claims by default."""
+    if claims is None:
+        from .report import REPORT as claims
     clocks = progress_clocks(claims)
     out = []
     for i, row in enumerate(claims.progress):
@@ -452,33 +455,47 @@ def _step_ranges(steps: list[int], all_steps: list[int]) -> str:
         or "none"
 
 
-def check_progress_pct(claims: ReportClaims) -> AuditRow:
+def progress_budget_values(claims: ReportClaims | None = None) -> dict[str, str | float]:
+    """For the pages: the rows the 5-hour clock fits (``budget_rows``) and the last row's
+    share of 5 hours in percent (``budget_last_pct``)."""
+    if claims is None:
+        from .report import REPORT as claims
+    clock = progress_clocks(claims)[BUDGET_CLOCK]
+    steps = [r.step for r in claims.progress]
+    fits = [r.step for r, v in zip(claims.progress, clock, strict=True)
+            if _rounds_to(v, r.progress_pct, 1)]
+    return {"budget_rows": _step_ranges(fits, steps), "budget_last_pct": clock[-1]}
+
+
+def check_progress_pct(claims: ReportClaims | None = None) -> AuditRow:
     """Each row's Progress against three clocks (``progress_clocks``): which rows each fits
     to the printed 0.1 point. Consistent with "share of the run's steps" only if that clock
-    fits every row."""
+    fits every row. The report's own claims by default."""
+    if claims is None:
+        from .report import REPORT as claims
     clocks = progress_clocks(claims)
     all_steps = [r.step for r in claims.progress]
     fits = {name: [r.step for r, v in zip(claims.progress, values, strict=True)
                    if _rounds_to(v, r.progress_pct, 1)] for name, values in clocks.items()}
-    bad = [r for r in claims.progress if r.step not in fits["share of steps"]]
+    bad = [r for r in claims.progress if r.step not in fits[STEPS_CLOCK]]
     listing = "; ".join(
         f"{r.step}: {100 * r.step / claims.steps:.1f}% vs {r.progress_pct}% "
         f"(implies {r.step / (r.progress_pct / 100):,.0f} total)" for r in bad)
-    budget = fits["share of 5 hours"]
+    budget = fits[BUDGET_CLOCK]
     last = claims.progress[-1]
     evidence = (f"share of steps: {len(claims.progress) - len(bad)} of {len(claims.progress)} "
                 "rows match" + (f"; {listing}" if bad else "")
                 + f" | share of 5 hours at the row's Speed: rows {_step_ranges(budget, all_steps)}"
                 f" match ({len(budget)} of {len(all_steps)}); row {last.step:,}: "
-                f"{clocks['share of 5 hours'][-1]:.2f}%"
+                f"{clocks[BUDGET_CLOCK][-1]:.2f}%"
                 f" | share of the header's wall time: rows "
-                f"{_step_ranges(fits['share of the wall time'], all_steps)} match")
+                f"{_step_ranges(fits[WALL_CLOCK], all_steps)} match")
     unexplained = [s for s in all_steps if not any(s in f for f in fits.values())]
     detail = ("Every row is its step's share of the run." if not bad else
               f"Not the share of steps (nor of tokens, the same clock). The elapsed training "
               f"time at the row's Speed, as a share of 5 hours, fits rows "
               f"{_step_ranges(budget, all_steps)} to the printed 0.1 point, and the last row "
-              f"is {clocks['share of 5 hours'][-1]:.1f}% of 5 hours: the run was most likely "
+              f"is {clocks[BUDGET_CLOCK][-1]:.1f}% of 5 hours: the run was most likely "
               f"stopped by a 5-hour budget, so step {last.step:,} is where the time ran out, "
               "not necessarily the length its cosine was set for."
               + (f" Rows {_step_ranges(unexplained, all_steps)} fit none of the three clocks."

@@ -270,3 +270,53 @@ def plot_collapse(curves: list[Curve], p: float, min_step: int = MIN_STEP):
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def clock_values(fit: ClockFit | None, summed: list[HeldOut], missing: str = "",
+                 claims=REPORT) -> dict[str, float | int | str | bool]:
+    """Numbers for the pages: the fitted p, its band, whether it passed, its range, the summed
+    rate's worst held-out miss, and the last step of the stated reading inside the range."""
+    from .loss_law import rates
+    from .profiles import get_profile
+
+    worst = [r.max_error for r in summed if r.max_error is not None]
+    values: dict[str, float | int | str | bool] = {
+        "clock_missing": missing, "clock_fitted": fit is not None,
+        "s1_worst": max(worst) if worst else float("nan")}
+    if fit is None:
+        return values
+    lo, hi = fit.collapse.clock_range
+    tau = clock(rates(get_profile("report", reading="stated"), claims.steps), fit.collapse.p)
+    inside = np.flatnonzero(tau <= hi)
+    values.update({"clock_p": fit.collapse.p, "clock_band": fit.band or float("nan"),
+                   "clock_passed": fit.passed, "clock_range_lo": lo, "clock_range_hi": hi,
+                   "clock_runs": ", ".join(fit.collapse.fitted_on),
+                   "clock_stated_last_step": int(inside[-1]) + 1 if len(inside) else 0})
+    return values
+
+
+def analyse_clock(curves: list[Curve], min_step: int = MIN_STEP) -> tuple[
+        ClockFit | None, list[HeldOut], str]:
+    """``(the fitted clock, the summed rate's leave-one-out, why not)``: the clock and S₁
+    each checked on every run left out; with fewer than three runs nothing is fitted and the
+    reason is said."""
+    if len(curves) < 3:
+        return None, [], (f"the clock needs at least 3 runs sharing the training text and "
+                          f"shape, to fit p on two and predict the third; there are "
+                          f"{len(curves)}")
+    return fit_clock(curves, min_step), leave_one_out(curves, 1.0, min_step), ""
+
+
+def clock_check_table(fit: ClockFit | None, summed: list[HeldOut]) -> pd.DataFrame:
+    """The leave-one-out check of the summed rate S₁ and of τ_p with p fitted, one table."""
+    return held_out_table(summed + ([] if fit is None else fit.check))
+
+
+def clock_rows_table(fit: ClockFit | None) -> pd.DataFrame:
+    """``report_rows_on_clock`` of the fitted clock (empty without one)."""
+    return pd.DataFrame() if fit is None else report_rows_on_clock(fit.collapse)
+
+
+def plot_clock(fit: ClockFit | None, curves: list[Curve]):
+    """``plot_collapse`` at the fitted p (at p = 1 on both sides without a fit)."""
+    return plot_collapse(curves, 1.0 if fit is None else fit.collapse.p)

@@ -78,6 +78,15 @@ def byte_perplexity(nll_sum: float, n_bytes: int) -> float:
     return safe_exp(nll / _check_count("n_bytes", n_bytes))
 
 
+def loss_for_word_perplexity(target: float, n_tokens: int, n_words: int) -> float:
+    """The loss per token whose word perplexity is ``target``: from PPL_word =
+    exp(loss · n_tokens / n_words), loss = ln(target) · n_words / n_tokens."""
+    if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 1):
+        raise ValueError(f"target={target!r} is not allowed: a finite perplexity above 1")
+    return math.log(target) * _check_count("n_words", n_words) / \
+        _check_count("n_tokens", n_tokens)
+
+
 def word_perplexity(nll_sum: float, n_words: int) -> float:
     """PPL_word = exp(nll_sum / n_words), whatever the model's tokens are.
 

@@ -656,3 +656,16 @@ def split_table(results: list[dict]) -> pd.DataFrame:
 def profile_readings(results: list[dict]) -> list[str]:
     """``profile_reading`` of every profiled machine."""
     return [profile_reading(r) for r in results if "profile_train" in r]
+
+
+def headline_values(results: list[dict]) -> dict[str, float | str]:
+    """For the chapter's finding: on the machine with the fastest training setting, its
+    name, the report's recipe in hours there, the trainer's fraction of the measured matrix
+    limit (MFU) and its training speed over transformers' GPT-2 (in turns, median round)."""
+    if not results:
+        return {"perf_machine": "no machine measured"}
+    best = max(results, key=lambda r: r["best_tokens_per_s"])
+    return {"perf_machine": _label(best),
+            "perf_recipe_hours": REPORT.tokens_processed / best["best_tokens_per_s"] / 3600,
+            "perf_mfu": best.get("train_MFU_vs_measured_limit", float("nan")),
+            "perf_over_transformers": best.get("train_over_transformers", float("nan"))}

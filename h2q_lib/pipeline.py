@@ -53,6 +53,9 @@ def notebook_parameters(profile: str, out_dir: Path, runs_dir: Path,
                         for name, folder in spec.reading_runs.items()}},
         "control_dirs": {name: rel(runs_dir / folder)
                          for name, folder in spec.control_runs.items()},
+        "preregistered_dirs": {name: rel(runs_dir / folder)
+                               for name, folder in spec.preregistered_runs.items()},
+        "runs_root": rel(runs_dir),
     }
 
 

@@ -118,3 +118,67 @@ def beside_measurement(pred: dict, run: Run | None) -> pd.DataFrame:
                     "measured": got, "measured − predicted": diff,
                     "held": None if held is None else ("yes" if held else "no")})
     return pd.DataFrame(out)
+
+
+Preregistered = tuple[str, dict, "Run | None"]  # (name, prediction.json, the run once committed)
+
+
+def read_preregistered(run_dirs: dict[str, str | os.PathLike]) -> list[Preregistered]:
+    """``(name, prediction, run)`` for each folder of ``run_dirs`` that holds a
+    ``prediction.json``; ``run`` is None until the run's own files are committed beside it."""
+    from .runs import read_json
+
+    out = []
+    for name, folder in run_dirs.items():
+        pred = read_json(Path(folder) / PREDICTION)
+        if pred is None:
+            continue
+        run = Run.read(name, folder) if (Path(folder) / "config.json").is_file() else None
+        out.append((name, pred, run))
+    return out
+
+
+def preregistered_table(entries: list[Preregistered]) -> pd.DataFrame:
+    """One row per evaluation step, for each pre-registered run its prediction, band,
+    measured loss and whether the band held (``beside_measurement``), side by side."""
+    table = None
+    for name, pred, run in entries:
+        own = beside_measurement(pred, run).drop(columns=["measured − predicted"])
+        own = own.rename(columns={c: f"{name}: {c}" for c in own.columns if c != "step"})
+        table = own if table is None else table.merge(own, on="step", how="outer")
+    return pd.DataFrame() if table is None else table
+
+
+def preregistered_reading(entries: list[Preregistered]) -> str:
+    """Each pre-registered run in a sentence: what was predicted, when, and whether the
+    measurement (once committed) fell inside the band."""
+    if not entries:
+        return "No run is pre-registered for this profile."
+    sentences = []
+    for name, pred, run in entries:
+        clock_fit = pred["clock"]
+        points = [p for p in pred["points"] if p["predicted"] is not None]
+        head = (f"**{name}** (`{pred['command']}`): predicted at revision "
+                f"{pred['predicted_at_revision']} from the clock fitted on "
+                f"{', '.join(clock_fit['fitted_on'])} (p = {clock_fit['p']:g}, band "
+                f"±{clock_fit['band_nats']:.3f} nats), from step {points[0]['step']:,} "
+                f"({points[0]['predicted']:.3f}) to step {points[-1]['step']:,} "
+                f"({points[-1]['predicted']:.3f})" if points else
+                f"**{name}**: the clock predicted none of its steps")
+        table = beside_measurement(pred, run)
+        judged = table.dropna(subset=["held"])
+        if run is None or judged.empty:
+            sentences.append(head + "; the run is not committed yet, so nothing is measured.")
+            continue
+        held = int((judged["held"] == "yes").sum())
+        worst = float(judged["measured − predicted"].abs().max())
+        sentences.append(head + f"; measured to step {run.last_step:,}: the band held at "
+                         f"{held} of {len(judged)} steps, the largest miss {worst:.3f} nats.")
+    return " ".join(sentences)
+
+
+def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
+    """The curves of ``clock_runs`` for ``profile``'s recipe (``loss_law.Curve``)."""
+    from .profiles import get_profile
+
+    return [run.curve() for run in clock_runs(runs_dir, get_profile(profile))]

@@ -236,6 +236,10 @@ class Profile:
     # short control runs of the stated recipe with one thing changed (seed, training text,
     # precision), set beside its run at the same steps: {name in the book: run folder name}
     control_runs: dict = dataclasses.field(default_factory=dict)
+    # runs whose predicted validation losses were committed before they started
+    # (``h2q predict``): {name in the book: run folder name}; a folder may hold only its
+    # prediction.json until the run is committed
+    preregistered_runs: dict = dataclasses.field(default_factory=dict)
 
 
 # The tokenizer experiment at a size a 2-core CPU finishes (the CPU profiles share it).
@@ -270,6 +274,7 @@ PROFILES: dict[str, Profile] = {
         reading_runs={"stated-1000": "prefix-1000", "micro-batch": "prefix-micro-batch",
                       "short400": "short400"},
         control_runs={"seed 1338": "control-seed", "WikiText-103 slice": "control-wt103"},
+        preregistered_runs={"N1 no warm-up": "no-warmup", "N2 seed 1339": "seed-1339"},
     ),
     "short400": Profile(
         recipe=dict(

@@ -8,6 +8,7 @@ lives here, with a test.
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 import os
 import platform
@@ -541,16 +542,22 @@ class Table:
 
     def __init__(self, df: pd.DataFrame, index: bool = False, by: str = "column",
                  formats: dict | None = None, caption: str | None = None,
-                 verdict: str | None = None, wide: tuple[str, ...] = ()):
+                 verdict: str | None = None, wide: tuple[str, ...] = (),
+                 empty: str = "Nothing to list."):
         self.data = df
         self.cells = formatted(df, by, formats)
         self.index, self.caption, self.verdict, self.wide = index, caption, verdict, wide
+        self.empty = empty  # said instead of a table without rows
 
     def __repr__(self) -> str:
+        if self.data.empty:
+            return self.empty
         text = self.cells.to_string(index=self.index)
         return f"{self.caption}\n{text}" if self.caption else text
 
     def _repr_html_(self) -> str:
+        if self.data.empty:  # a header with no rows says nothing: say why instead
+            return f'<p class="h2q-empty"><em>{html.escape(self.empty)}</em></p>'
         labels = repr((list(self.cells.columns), list(self.cells.index)))
         styler = self.cells.style.set_uuid(  # from the labels only: numbers vary by machine
             "h2q" + hashlib.sha1(labels.encode()).hexdigest()[:8])
@@ -607,9 +614,11 @@ def unstated_settings(cfg: TrainConfig | dict | None = None) -> pd.DataFrame:
         ("what the learning-rate scheduler counts", "not stated",
          f"{cfg.reading}: optimizer steps; the readings chapter also trains the schedule "
          "stepped once per micro-batch"),
-        ("what Loss and PPL were measured on", "Loss: training; PPL: validation",
-         f"validation loss on {cfg.eval_batches} fixed batches every {cfg.eval_every} steps; "
-         "the audit finds PPL = exp(Loss)"),
+        ("what the Loss column measures", "not stated: a Loss on every row, a Perplexity "
+         "on rows 500-6,000 only",
+         "rows with a Perplexity are evaluations (PPL = exp(Loss), the audit): a validation "
+         f"loss, ours on {cfg.eval_batches} fixed batches every {cfg.eval_every} steps; rows "
+         "100 and 6,350 are training-log lines: a training loss, read three ways"),
         ("mixed precision", '"automatic" on Apple MPS',
          "bf16 only where the CPU runs it faster than fp32, else fp32 (hardware rule)"),
         ("sampling", "not stated", f"temperature {cfg.temperature:g}, top-k {cfg.top_k}"),

@@ -115,9 +115,12 @@ def test_progress_column_is_read_against_a_five_hour_clock_row_by_row():
         in row.evidence
     assert "stopped by a 5-hour budget" in row.detail and "Rows 500–3,000 fit none" in row.detail
     table = audit.progress_clock_table(REPORT).set_index("step")
-    assert table.loc[6350, "share of 5 hours (%)"] == pytest.approx(
+    assert table.loc[6350, "5-hour clock (%)"] == pytest.approx(
         100 * 6350 * 16384 / 5806 / 18000)
-    assert table["share of 5 hours: matches"].sum() == 8
+    assert table["5-hour clock: matches"].sum() == 8
+    values = audit.progress_budget_values()
+    assert values["budget_rows"] == "100, 3,500–6,350"
+    assert values["budget_last_pct"] == pytest.approx(99.55, abs=0.01)
     # a report whose Speed column is twice as fast fits the 5-hour clock nowhere
     faster = tuple(replace(r, tokens_per_s=2 * r.tokens_per_s) for r in REPORT.progress)
     assert "rows none match (0 of 14)" in audit.check_progress_pct(

@@ -133,6 +133,8 @@ def test_pipeline_gives_notebooks_relative_paths_and_the_profile_settings(tmp_pa
     assert params["experiment"]["n_layer"] == 4 and params["eval_documents"] is None
     assert params["run_dirs"]["micro-batch"] == "../../runs/prefix-micro-batch"
     assert params["control_dirs"]["seed 1338"] == "../../runs/control-seed"
+    assert params["preregistered_dirs"]["N1 no warm-up"] == "../../runs/no-warmup"
+    assert params["runs_root"] == "../../runs"
     assert not any(str(v).startswith("/") for v in params.values())
 
 

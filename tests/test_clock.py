@@ -180,3 +180,60 @@ def test_the_compute_table_adds_up_every_committed_run(tmp_path):
     assert table["machine (its last session)"].iloc[0] == "CPU X, AVX2, 1 thread"
     assert compute_total(table) == {"compute_runs": 2, "compute_steps": 15,
                                     "compute_tokens": 150, "compute_hours": 1.5}
+
+
+def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path):
+    from h2q_lib.preregistration import (
+        PREDICTION,
+        preregistered_reading,
+        preregistered_table,
+        read_preregistered,
+    )
+    from h2q_lib.runs import write_json
+
+    fit = fit_clock(curves())
+    cfg = get_profile("prefix", steps=200, warmup=0, eval_every=50)
+    (tmp_path / "n1").mkdir()
+    write_json(tmp_path / "n1" / PREDICTION, prediction(cfg, fit, "n1", "h2q train", "abc"))
+    entries = read_preregistered({"N1": tmp_path / "n1", "none": tmp_path / "missing"})
+    assert [(name, run) for name, _, run in entries] == [("N1", None)]
+    assert "not committed yet" in preregistered_reading(entries)
+    table = preregistered_table(entries)
+    assert table["step"].tolist() == [50, 100, 150, 200]
+    assert table["N1: measured"].isna().all()
+    assert preregistered_reading([]) == "No run is pre-registered for this profile."
+
+
+def test_the_clock_needs_three_runs_and_says_why_and_the_finding_says_it_too():
+    from h2q_lib.clock import analyse_clock, clock_values
+    from h2q_lib.findings import readings_finding
+
+    fit, summed, missing = analyse_clock(curves()[:2])
+    assert fit is None and summed == [] and "at least 3 runs" in missing
+    values = clock_values(fit, summed, missing)
+    text = readings_finding({**values, "row100_training_verdict": "x"})
+    assert "No run of this profile reached the report's row 500" in text
+    assert "No schedule clock is fitted: the clock needs at least 3 runs" in text
+    fit, summed, _ = analyse_clock(curves(noise=0.003))
+    values = clock_values(fit, summed)
+    assert values["clock_passed"] and values["s1_worst"] > 0.1
+    assert "puts the committed runs on one curve" in readings_finding(
+        {**values, "stated_diff500": 0.78, "row500_verdict": "v", "row100_training_verdict": "x"})
+    failed = readings_finding({**values, "clock_passed": False, "row100_training_verdict": "x"})
+    assert "No schedule clock passes its held-out check" in failed
+
+
+def test_the_final_loss_is_predicted_only_inside_a_passing_clocks_range():
+    from h2q_lib.findings import final_loss_values
+
+    base = {"longest_run_steps": 1000, "clock_fitted": True, "clock_passed": True,
+            "clock_band": 0.03, "clock_stated_last_step": 1000}
+    out = final_loss_values(base)
+    assert out["final_loss_verdict"].endswith("not predicted")
+    assert "only to step 1,000" in out["final_loss_why"]
+    assert final_loss_values({**base, "clock_stated_last_step": 6350})[
+        "final_loss_verdict"].endswith("predicted by the clock")
+    assert "no clock passed" in final_loss_values({**base, "clock_passed": False})[
+        "final_loss_why"]
+    assert "no clock is fitted" in final_loss_values(
+        {"clock_fitted": False, "clock_missing": "x"})["final_loss_why"]

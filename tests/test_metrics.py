@@ -104,3 +104,13 @@ def test_bad_losses_raise(loss):
 def test_numpy_scalars_are_accepted():
     assert metrics.token_perplexity(np.float64(2 * math.log(3)), np.int64(2)) == pytest.approx(3)
     assert metrics.perplexity(0.0) == 1.0
+
+
+def test_the_loss_for_a_word_perplexity_inverts_the_word_perplexity():
+    from h2q_lib.metrics import loss_for_word_perplexity, word_perplexity
+
+    loss = loss_for_word_perplexity(37.5, n_tokens=1_000, n_words=200)
+    assert loss == pytest.approx(math.log(37.5) * 200 / 1_000)
+    assert word_perplexity(loss * 1_000, 200) == pytest.approx(37.5)
+    with pytest.raises(ValueError, match="target=0.5"):
+        loss_for_word_perplexity(0.5, 1_000, 200)

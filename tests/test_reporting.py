@@ -1,4 +1,4 @@
-"""The book's tables, readings and figures: run-folder tables, comparisons, the extrapolation,
+"""The book's tables, readings and figures: run-folder tables, comparisons,
 the audit's rerun check and the experiment's pieces."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib import audit, comparison, extrapolation, reporting
+from h2q_lib import audit, comparison, reporting
 from h2q_lib.data import load_split, report_text
 from h2q_lib.experiment import experiment_reading, experiment_recipes, experiment_values
 from h2q_lib.profiles import PROFILES, get_profile
@@ -187,35 +187,6 @@ def test_evaluation_table_and_the_one_axis_table():
     assert "the same loss is 300, 8.0 times GPT-2 small" in text
 
 
-# --- extrapolation ----------------------------------------------------------------------------
-
-
-def test_power_law_fit_recovers_a_power_law_and_brackets_it():
-    log = fake_log(range(50, 550, 50), power(30.0, 0.2))
-    fit = extrapolation.fit_power_law(log)
-    assert fit.tokens[0] == 100 * PER_STEP  # the first evaluation is left out
-    assert fit.alpha == pytest.approx(0.2, rel=1e-6) and fit.a == pytest.approx(30.0, rel=1e-6)
-    lo, hi = fit.band(REPORT.tokens_processed)
-    assert lo == pytest.approx(hi, rel=1e-6)  # no scatter, no band
-    table = extrapolation.extrapolation_table(fit)
-    assert table.index.min() == 1000 and table.index.max() == 6350
-    values = extrapolation.fit_values(fit)
-    assert values["fit_at_report_end"] == pytest.approx(power(30.0, 0.2)(6350))
-
-
-def test_power_law_band_widens_with_scatter_and_the_reading_says_so():
-    rng = np.random.default_rng(1)
-    noise = dict(zip(range(50, 550, 50), rng.normal(0, 0.03, 10), strict=True))
-    log = fake_log(range(50, 550, 50), lambda s: power()(s) + noise.get(s, 0.0))
-    fit = extrapolation.fit_power_law(log)
-    lo, hi = fit.band([PER_STEP * 600, REPORT.tokens_processed])
-    assert (hi - lo)[1] > (hi - lo)[0] > 0  # further out, wider
-    text = extrapolation.extrapolation_reading(fit, extrapolation.extrapolation_table(fit))
-    assert "not a measurement" in text and f"{REPORT.tokens_processed:,}" in text
-    with pytest.raises(ValueError, match="at least 3"):
-        extrapolation.fit_power_law(log[:3])
-
-
 # --- audit: the rerun -------------------------------------------------------------------------
 
 
@@ -367,13 +338,8 @@ def test_unstated_settings_are_read_from_the_recipe():
     assert "not stated" in set(table["the report"])
 
 
-def test_a_short_run_gets_sentences_not_a_failed_fit():
-    log = fake_log(range(10, 110, 10), power())  # two validation points
-    fit = extrapolation.fit_or_none(log)
-    assert fit is None
-    assert extrapolation.fit_values(fit) == {"fit_points": 0}
-    assert extrapolation.extrapolation_table(fit).empty
-    assert extrapolation.plot_extrapolation(fit) is None
-    assert "no extrapolation" in extrapolation.extrapolation_reading(fit, pd.DataFrame())
-    full = extrapolation.fit_or_none(fake_log(range(50, 550, 50), power()))
-    assert "predicts" in extrapolation.fit_summary(full)
+def test_a_table_without_rows_says_why_instead_of_showing_a_bare_header():
+    shown = reporting.table(pd.DataFrame(columns=["file", "MB"]), empty="No <files> kept.")
+    assert shown._repr_html_() == '<p class="h2q-empty"><em>No &lt;files&gt; kept.</em></p>'
+    assert repr(shown) == "No <files> kept."
+    assert "<table" in reporting.table(pd.DataFrame({"a": [1]}))._repr_html_()
