@@ -181,8 +181,8 @@ def held_out_table(results: list[HeldOut]) -> pd.DataFrame:
         "fitted on": ", ".join(r.fitted_on),
         "clock range (peak-rate steps)": f"{r.clock_range[0]:,.0f}–{r.clock_range[1]:,.0f}",
         "points predicted": f"{len(r.errors)} of {r.points}",
-        "largest miss (nats)": r.max_error,
-        "mean measured − predicted": float(np.mean(r.errors)) if len(r.errors) else None,
+        "largest miss (loss, nats)": r.max_error,
+        "mean measured − predicted loss": float(np.mean(r.errors)) if len(r.errors) else None,
     } for r in results])
 
 

@@ -94,11 +94,12 @@ def conversion_reading(valid_split: Split, claims: ReportClaims = REPORT) -> str
     small = gpt2_small_published(claims)
     ppl_all, ppl_scored = word_perplexity(nll, all_words), word_perplexity(nll, scored_words)
     return (
-        f"Step 6 divides by all {all_words:,} WikiText words, including the headings that the "
-        f"report's preprocessing dropped, so it flatters the report slightly; dividing by the "
-        f"{scored_words:,} words the model actually scored gives {ppl_scored:.0f}. Either way "
-        f"the report's model has {ppl_all / small:.1f} to {ppl_scored / small:.1f} times GPT-2 "
-        f"small's word perplexity: " + ("worse, not better." if ppl_all > small else "better."))
+        f"Step 6 divides by all {all_words:,} WikiText words of the validation split, including "
+        f"the headings that the report's preprocessing dropped, so it flatters the report "
+        f"slightly; dividing by the {scored_words:,} words the model actually scored gives "
+        f"{ppl_scored:.0f}. Either way, on the validation split the report's model has "
+        f"{ppl_all / small:.1f} to {ppl_scored / small:.1f} times GPT-2 small's word "
+        f"perplexity: " + ("worse, not better." if ppl_all > small else "better."))
 
 
 def gpt2_published_on_axes(test_split: Split) -> pd.DataFrame:

@@ -24,8 +24,9 @@ def readings_finding(values: dict) -> str:
                      f"report); the row is {values['row500_verdict']}.")
     else:
         parts.append("No run of this profile reached the report's row 500.")
-    parts.append(f"Row 100 is a training-log line, not an evaluation: "
-                 f"{values.get('row100_training_verdict', 'not reached')}.")
+    row100 = str(values.get("row100_training_verdict", "not reached"))
+    parts.append(f"Row 100, a training-log line, is {row100.split(':')[0].split(' (')[0]} "
+                 "under the three readings of a training loss.")
     if not values.get("clock_fitted"):
         parts.append(f"No schedule clock is fitted: {values.get('clock_missing')}.")
     elif values.get("clock_passed"):

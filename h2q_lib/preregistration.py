@@ -178,7 +178,15 @@ def preregistered_reading(entries: list[Preregistered]) -> str:
 
 
 def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
-    """The curves of ``clock_runs`` for ``profile``'s recipe (``loss_law.Curve``)."""
-    from .profiles import get_profile
+    """The curves of ``clock_runs`` for ``profile``'s recipe (``loss_law.Curve``), each
+    named as the book names its run (the profile's own run is "stated")."""
+    import dataclasses
 
-    return [run.curve() for run in clock_runs(runs_dir, get_profile(profile))]
+    from .profiles import get_profile, get_profile_spec
+
+    spec = get_profile_spec(profile)
+    names = {folder: name for name, folder in {**spec.reading_runs, **spec.control_runs,
+                                               **spec.preregistered_runs}.items()}
+    names[profile] = "stated"
+    return [dataclasses.replace(run.curve(), name=names.get(run.name, run.name))
+            for run in clock_runs(runs_dir, get_profile(profile))]
