@@ -128,16 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from .hardware import pick_device
             from .runs import restart_run_folder
-            from .train import check_bounds, train
+            from .train import check_run, train
 
             recipe, runtime = split_overrides(overrides_from_args(args))
             cfg = get_profile(args.profile, **recipe)
             runtime = RuntimeConfig(**runtime).validate()
             run_dir = args.run_dir or f"runs/{args.profile}"
             if args.restart:  # only once every value is known to be good
-                check_bounds(cfg, runtime, pick_device(runtime.device))
+                check_run(cfg, runtime)
                 restart_run_folder(run_dir)
             summary = train(cfg, run_dir, runtime, extend=args.extend)
             if summary:

@@ -1,0 +1,197 @@
+"""Reliability, round four (issue #38): records and a user's folders are never trained or
+exported over, interrupts reach the trainer, and evaluation defaults give lm-eval's numbers.
+
+Each test is one row of the issue's table (``row N`` in its docstring) and failed on the code
+the issue was filed against. Most tests copy one tiny finished run (``base``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from h2q_lib import runs
+from h2q_lib import train as train_mod
+from h2q_lib.cli import main as cli_main
+from h2q_lib.errors import ConfigError
+from h2q_lib.profiles import RuntimeConfig, TrainConfig, get_profile
+from h2q_lib.runs import RunFolderError
+from h2q_lib.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32,
+                   batch_size=4, grad_accum=1, steps=6, warmup=1, eval_every=2,
+                   eval_batches=1, log_every=1, ckpt_every=2, sample_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def runtime(data_dir) -> RuntimeConfig:
+    return RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, runtime) -> Path:
+    """A finished tiny run: 6 steps, checkpoints at steps 2, 4, 6."""
+    run = tmp_path_factory.mktemp("base") / "run"
+    train(TINY, run, runtime)
+    return run
+
+
+@pytest.fixture
+def finished(base, tmp_path) -> Path:
+    return Path(shutil.copytree(base, tmp_path / "run"))
+
+
+@pytest.fixture
+def records_only(finished) -> Path:
+    """The tiny run as a committed run folder keeps it: records, no weights, no caches."""
+    for name in ("checkpoints", "token_cache"):
+        shutil.rmtree(finished / name)
+    (finished / "final_model.safetensors").unlink()
+    return finished
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes but the (empty) lock a command holds while it reads the folder."""
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != runs.LOCK}
+
+
+def one_line(e: pytest.ExceptionInfo | BaseException) -> str:
+    msg = str(e.value if isinstance(e, pytest.ExceptionInfo) else e)
+    assert msg and "\n" not in msg, msg
+    return msg
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail at once where the old code went on to train (data loading is its first step)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(train_mod, "prepare_data", refuse)
+
+
+# --- row 1: a folder with records but no checkpoint is never trained from step 0 -------------
+
+
+def _damage(run: Path, how: str) -> None:
+    config = run / "config.json"
+    if how == "summary missing":
+        (run / "summary.json").unlink()
+    elif how == "config truncated":
+        config.write_bytes(config.read_bytes()[:40])
+    elif how == "config merge conflict":
+        text = config.read_text()
+        config.write_text("<<<<<<< HEAD\n" + text + "=======\n" + text + ">>>>>>> other\n")
+    elif how == "config a list":
+        config.write_text("[]\n")
+    elif how == "config missing":
+        config.unlink()
+
+
+@pytest.mark.parametrize("how", ["extend", "summary missing", "config truncated",
+                                 "config merge conflict", "config a list", "config missing"])
+def test_records_without_a_checkpoint_are_never_trained_from_step_0(records_only, runtime,
+                                                                     how):
+    """row 1: committed run folders (records, no weights) are read, never retrained."""
+    cfg = TINY
+    if how == "extend":
+        cfg = TrainConfig.from_dict({**TINY.to_dict(), "steps": 8})
+    else:
+        _damage(records_only, how)
+    before = snapshot(records_only)
+    with pytest.raises(RunFolderError) as e:
+        train(cfg, records_only, runtime, extend=how == "extend")
+    msg = one_line(e)
+    assert "not trained again from step 0" in msg and "nothing was changed" in msg
+    if how == "extend":
+        assert "cannot be extended without its weights" in msg
+    elif how.startswith("config"):
+        assert "config.json is" in msg
+    else:
+        assert "summary.json is missing" in msg
+    assert snapshot(records_only) == before
+
+
+def test_extending_a_committed_run_folder_is_one_line_and_keeps_it(tmp_path, data_dir, capsys,
+                                                                  no_training):
+    """row 1: the issue's own command on a copy of runs/control-seed."""
+    run = Path(shutil.copytree(ROOT / "runs" / "control-seed", tmp_path / "control-seed"))
+    before = snapshot(run)
+    rc = cli_main(["train", "--profile", "prefix", "--steps", "200", "--seed", "1338",
+                   "--extend", "--run-dir", str(run), "--data-dir", str(data_dir),
+                   "--device", "cpu", "--quiet", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "without its weights" in err, err
+    assert snapshot(run) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_trained_again(base, tmp_path, runtime):
+    """row 1's boundary: records before the first checkpoint are the ones step 1 writes again."""
+    run = tmp_path / "run"
+    train(TINY, run, runtime, stop_after=1)
+    assert not any((run / "checkpoints").glob("*.pt"))
+    assert train(TINY, run, runtime)["steps"] == TINY.steps
+    assert runs.read_jsonl(run / "log.jsonl") != []
+
+
+# --- row 2: a non-empty folder without the marker is never adopted ----------------------------
+
+
+def test_a_users_folder_is_never_adopted_as_a_run_folder(tmp_path, runtime, no_training):
+    """row 2: six files of the user's under the names a run writes stay as they were."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("log.jsonl", "summary.json", "evaluation.json", "samples.jsonl",
+                 "config.json", "tokenizer.json"):
+        (folder / name).write_text(f"the user's {name}\n")
+    before = snapshot(folder)
+    with pytest.raises(RunFolderError, match="not a run folder made by h2q") as e:
+        train(TINY, folder, runtime)
+    one_line(e)
+    assert snapshot(folder) == before and sorted(p.name for p in folder.iterdir()) == sorted(
+        before)
+
+
+def test_an_empty_run_dir_is_refused_not_the_working_folder(tmp_path, runtime, monkeypatch,
+                                                             no_training):
+    """row 2: papermill's ``-p run_dir ''`` would have trained into its working folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="run_dir") as e:
+        train(TINY, "", runtime)
+    one_line(e)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pre_registered_run_folder_is_adopted(tmp_path, runtime):
+    """row 2's boundary: ``h2q predict`` writes prediction.json before the run starts."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "prediction.json").write_text("{}\n")
+    runs.prepare_run_folder(folder)
+    assert runs.is_run_folder(folder) and (folder / "prediction.json").read_text() == "{}\n"
+
+
+# --- row 4: --restart removes nothing before every value is checked ---------------------------
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--micro-batch", "3"], "micro_batch"),
+    (["--data-dir", "missing-folder"], "missing-folder"),
+])
+def test_restart_checks_every_value_before_removing_the_run(finished, data_dir, capsys,
+                                                           monkeypatch, flags, needle):
+    """row 4: the run is still there after a bad value."""
+    monkeypatch.chdir(finished.parent)
+    before = snapshot(finished)
+    argv = ["train", "--profile", "smoke", "--run-dir", "run", "--restart", "--device", "cpu",
+            "--data-dir", str(data_dir), "--quiet", "1"]
+    for key, value in TINY.to_dict().items():
+        if value is not None and key != "tokenizer":
+            argv += ["--" + key.replace("_", "-"), str(value)]
+    rc = cli_main(argv + flags)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and needle in err, err
+    assert snapshot(finished) == before
