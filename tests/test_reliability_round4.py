@@ -195,3 +195,114 @@ def test_restart_checks_every_value_before_removing_the_run(finished, data_dir, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and needle in err, err
     assert snapshot(finished) == before
+
+
+
+# --- rows 3, 6, 10: h2q export replaces only its own exports ----------------------------------
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path) -> Path:
+    from h2q_lib.checkpoint import save_weights
+    from h2q_lib.model import GPT, GPTConfig
+    from h2q_lib.tokenizers import CharTokenizer
+
+    pytest.importorskip("transformers")
+    tokenizer = CharTokenizer.train(["some text\n"], vocab_size=12)
+    cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2,
+                    n_embd=8, n_ff=16)
+    path = tmp_path / "small.safetensors"
+    save_weights(path, GPT(cfg), {"tokenizer": tokenizer.to_dict(), "model_args": cfg.to_dict()})
+    return path
+
+
+@pytest.mark.parametrize("files", [
+    {"README.md": "my notes\n"},
+    {"README.md": "my model\n", "config.json": "{}\n", "model.safetensors": "weights"},
+])
+def test_export_never_replaces_a_folder_it_did_not_write(small_checkpoint, tmp_path, files):
+    """row 3: a user's save_pretrained folder (or one holding only a README) stays."""
+    from h2q_lib.export import export_hf
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    before = snapshot(out)
+    with pytest.raises(ConfigError, match="not written by h2q export") as e:
+        export_hf(small_checkpoint, out)
+    one_line(e)
+    assert snapshot(out) == before and not list(tmp_path.glob(".mine.*"))
+
+
+def test_export_replaces_its_own_earlier_export(small_checkpoint, tmp_path):
+    """row 3's boundary: an earlier export carries the marker and is replaced."""
+    from h2q_lib.export import EXPORT_MARKER, export_hf
+
+    out = export_hf(small_checkpoint, tmp_path / "out")
+    assert (out / EXPORT_MARKER).is_file()
+    (out / "README.md").write_text("stale")
+    export_hf(small_checkpoint, out)
+    assert (out / "README.md").read_text().startswith("---")
+
+
+def test_temporaries_of_a_killed_export_are_removed_by_the_next(small_checkpoint, tmp_path):
+    """row 6: what kill -9 left (``.OUT.*.tmp/``, ``.OUT.*.old/``) goes; a user's look-alike
+    without the marker stays."""
+    from h2q_lib.export import EXPORT_MARKER, export_hf
+
+    left_tmp = tmp_path / ".out.abcd1234.tmp"
+    left_old = tmp_path / ".out.efgh5678.old" / "export"
+    for folder in (left_tmp, left_old):
+        folder.mkdir(parents=True)
+        (folder / EXPORT_MARKER).write_text("h2q-export-1\n")
+        (folder / "config.json").write_text("{}")
+    users = tmp_path / ".out.zzzz9999.tmp"
+    users.mkdir()
+    (users / "draft.txt").write_text("mine")
+    export_hf(small_checkpoint, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".out.zzzz9999.tmp", "out", "small.safetensors"])
+
+
+def test_sigterm_during_an_export_leaves_no_temporary(small_checkpoint, tmp_path, monkeypatch):
+    """row 6: SIGTERM is handled as Ctrl-C: one line, exit 143, nothing left behind."""
+    import os
+    import signal
+
+    from h2q_lib import export as export_mod
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(export_mod, "check_export", killed)
+    with pytest.raises(export_mod.ExportInterrupted) as e:
+        export_mod.export_hf(small_checkpoint, tmp_path / "out")
+    one_line(e)
+    assert e.value.exit_code == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.safetensors"]
+
+
+def test_export_into_an_existing_empty_folder_and_the_working_folder(small_checkpoint,
+                                                                     tmp_path, monkeypatch):
+    """row 10: OUT ``.`` and an existing empty OUT are written into; a dangling symbolic
+    link is one line."""
+    from h2q_lib.export import EXPORT_MARKER, export_hf
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export_hf(small_checkpoint, empty)
+    assert (empty / EXPORT_MARKER).is_file() and (empty / "config.json").is_file()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    export_hf(small_checkpoint, ".")
+    assert (here / "config.json").is_file() and not list(tmp_path.glob(".*.tmp"))
+    export_hf(small_checkpoint, ".")  # again: the earlier export in "." is replaced
+    assert not list(tmp_path.glob(".*.old"))
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="symbolic link") as e:
+        export_hf(small_checkpoint, link)
+    one_line(e)
+    assert not (tmp_path / "nowhere").exists()
