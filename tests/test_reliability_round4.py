@@ -306,3 +306,63 @@ def test_export_into_an_existing_empty_folder_and_the_working_folder(small_check
         export_hf(small_checkpoint, link)
     one_line(e)
     assert not (tmp_path / "nowhere").exists()
+
+
+# --- row 21: scoring defaults to fp32, never chosen by a timing probe -------------------------
+
+
+def test_scoring_defaults_to_fp32_whatever_a_timing_probe_says(monkeypatch):
+    """row 21: a probe that finds bf16 10x faster no longer changes the scoring precision."""
+    from h2q_lib import hardware
+    from h2q_lib.cli import build_parser
+    from h2q_lib.evaluate import resolve_precision
+
+    def probe(*args, **kwargs):
+        raise AssertionError("scoring ran the timing probe")
+    monkeypatch.setattr(hardware, "measured_bf16_speedup", probe)
+    choice = resolve_precision("cpu", "auto")
+    assert choice.precision == "fp32" and "lm-evaluation-harness" in choice.reason
+    assert build_parser().parse_args(["evaluate", "x"]).precision == "fp32"
+    assert resolve_precision("cpu", "bf16").precision == "bf16"  # faster only when asked
+
+
+# --- row 23: a Hugging Face folder is scored with its own tokenizer ---------------------------
+
+
+@pytest.fixture
+def char_export(small_checkpoint, tmp_path) -> Path:
+    from h2q_lib.export import export_hf
+
+    return export_hf(small_checkpoint, tmp_path / "export")
+
+
+def test_a_char_export_is_scored_with_its_own_tokenizer(small_checkpoint, char_export,
+                                                         data_dir, tmp_path):
+    """row 23: ``h2q evaluate EXPORT`` of a char export gives the checkpoint's own scores
+    (it raised IndexError: GPT-2's BPE ids beyond the 12-id vocabulary)."""
+    from h2q_lib.scores import evaluate_command
+
+    scores = {}
+    for name, source in (("export", char_export), ("checkpoint", small_checkpoint)):
+        stored = evaluate_command(str(source), splits=["validation"], max_documents="1",
+                                  device="cpu", data_dir=str(data_dir),
+                                  out=str(tmp_path / f"{name}.json"))
+        scores[name] = stored["lm-eval"]["validation"]["result"]
+    a, b = scores["export"], scores["checkpoint"]
+    assert a["tokens"] == b["tokens"]
+    for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+        assert a["metrics"][metric] == pytest.approx(b["metrics"][metric], rel=1e-6)
+
+
+def test_the_harness_reads_a_char_export_with_its_own_tokenizer(small_checkpoint,
+                                                                 char_export):
+    """row 23: the lm-eval adapter encodes as the run's tokenizer does."""
+    pytest.importorskip("lm_eval")
+    from h2q_lib.checkpoint import load_model
+    from h2q_lib.harness import H2QLM
+
+    _, tokenizer, _ = load_model(small_checkpoint, "cpu")
+    lm = H2QLM(checkpoint=str(char_export), device="cpu")
+    text = "some text <unk> naïve\n"
+    assert lm.tok_encode(text) == tokenizer.encode(text).tolist()
+    assert lm.prefix_token_id == tokenizer.bos_id
