@@ -366,3 +366,93 @@ def test_the_harness_reads_a_char_export_with_its_own_tokenizer(small_checkpoint
     text = "some text <unk> naïve\n"
     assert lm.tok_encode(text) == tokenizer.encode(text).tolist()
     assert lm.prefix_token_id == tokenizer.bos_id
+
+
+# --- row 5: a signal to h2q pipeline reaches the notebook's trainer ---------------------------
+
+
+def test_a_signal_to_the_pipeline_is_forwarded_to_its_kernel_as_an_interrupt(tmp_path):
+    """row 5: the kernel (a child in its own session) gets SIGINT; the pipeline lives on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from h2q_lib.pipeline import forward_interrupts
+
+    flag = tmp_path / "got"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time, pathlib\n"
+         f"signal.signal(signal.SIGINT, lambda *a: (pathlib.Path({str(flag)!r})"
+         ".write_text('SIGINT'), sys.exit(0)))\n"
+         f"pathlib.Path({str(flag) + '.ready'!r}).write_text('')\n"
+         "time.sleep(60)"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not Path(str(flag) + ".ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with forward_interrupts() as stops:
+            os.kill(os.getpid(), signal.SIGTERM)
+            child.wait(timeout=15)
+        assert stops["signum"] == signal.SIGTERM and flag.read_text() == "SIGINT"
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+NOTEBOOK_TRAINS = """
+from h2q_lib.profiles import RuntimeConfig, get_profile
+from h2q_lib.train import train
+cfg = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32,
+                  batch_size=4, grad_accum=1, steps=100000, warmup=1, eval_every=100000,
+                  eval_batches=1, log_every=1, ckpt_every=100000, sample_tokens=0)
+train(cfg, {run!r}, RuntimeConfig(data_dir={data!r}, quiet=True, device="cpu",
+                                  precision="fp32"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_to_h2q_pipeline_saves_the_trainers_step_and_ends_in_one_line(
+        tmp_path, data_dir, sig, code):
+    """row 5: the trainer in notebook 02's kernel saves its step; one line, exit 128 + n."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import nbformat
+
+    root, run = tmp_path / "root", tmp_path / "run"
+    (root / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK_TRAINS.format(run=str(run),
+                                                                 data=str(data_dir)))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, root / "notebooks" / "01_data_prep.ipynb")
+    script = ("import sys; from pathlib import Path; from h2q_lib import pipeline; "
+              "from h2q_lib.cli import main; pipeline.ROOT = Path(sys.argv[1]); "
+              "sys.exit(main(['pipeline', '--profile', 'smoke', '--runs-dir', sys.argv[2], "
+              "'--out-dir', sys.argv[3], '--no-book']))")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(root), str(tmp_path / "runs"),
+                             str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(runs.read_jsonl(run / "log.jsonl")) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    # the kernel's own start-up warning ("[IPKernelApp] WARNING | ...") is jupyter's
+    lines = [line for line in err.strip().splitlines() if not line.startswith("[IPKernelApp]")]
+    assert len(lines) == 1 and lines[0].startswith(f"h2q: error: interrupted by {sig}"), err
+    saved = sorted((run / "checkpoints").glob("step_*.pt"))
+    last = runs.read_jsonl(run / "log.jsonl")[-1]["step"]
+    assert [p.name for p in saved] == [f"step_{last:06d}.pt"]
