@@ -344,6 +344,11 @@ def evaluate_documents(
     device = as_device(device)
     choice = resolve_precision(device, precision)
     pages = list(docs[:max_documents] if max_documents is not None else docs)
+    if not pages:  # said as what it is, not as the "n_tokens=0" it would become
+        raise ConfigError("docs", "[]", "at least one page to score (the input was empty)")
+    if not any(pages):  # an empty page scores 0 (lm-eval's too); only empty ones give nothing
+        raise ConfigError("docs", f"{len(pages)} empty page(s)",
+                          "at least one page with text (every page given was empty)")
     counts = _PageCounts()
     for page in pages:
         counts.add(page)

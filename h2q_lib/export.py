@@ -305,8 +305,11 @@ def hf_tokenizer(tokenizer, context: int, folder: Path):
 
 def stored_scores(weights: Path) -> dict:
     """``{protocol: {split: result}}`` from the ``evaluation.json`` beside ``weights``, only
-    the entries scored on exactly these weights (same sha256 as ``h2q evaluate`` keys)."""
-    from .scores import checkpoint_identity
+    the entries scored on exactly these weights (same sha256 as ``h2q evaluate`` keys), in
+    fp32 (the precision lm-eval's numbers are reproduced in: the card says they agree), and
+    sound as ``h2q evaluate`` checks a stored entry (``scores.result_problem``: an edited
+    number, a string or a missing metric is left out, never printed or a traceback)."""
+    from .scores import checkpoint_identity, result_problem
 
     stored = read_json(weights.parent / "evaluation.json") or {}
     sha = checkpoint_identity(weights)["weights_sha256"]
@@ -314,6 +317,9 @@ def stored_scores(weights: Path) -> dict:
     for protocol, entries in stored.items():
         for split, entry in (entries.items() if isinstance(entries, dict) else ()):
             key = entry.get("key", {}) if isinstance(entry, dict) else {}
+            if not isinstance(key, dict) or key.get("precision") != "fp32" \
+                    or result_problem(entry.get("result")) is not None:
+                continue
             if key.get("weights_sha256") == sha:
                 found.setdefault(protocol, {})[split] = {
                     **entry["result"], "max_documents": key.get("max_documents")}
@@ -371,16 +377,26 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
         lines += [f"| training precision | {meta['precision']} on {meta.get('device', '?')} |"]
     lines += ["", "## Scores", ""]
     rows = []
+
+    def cell(m: dict, name: str, spec: str) -> str:
+        value = m.get(name)  # null: a perplexity that overflowed (a diverged run)
+        if value is None:
+            return "∞" if name.endswith("perplexity") else "—"
+        return format(value, spec)
+
     for protocol, splits in scores.items():
         for split, r in splits.items():
             m = r["metrics"]
             pages = f"first {r['documents']}" if r.get("max_documents") else f"all {r['documents']}"
             rows.append(f"| {protocol} | {split} | {pages} | "
-                        f"{m['bits_per_byte']:.4f} | {m['byte_perplexity']:.4f} | "
-                        f"{m['word_perplexity']:.6g} | {m['token_perplexity']:.4f} |")
+                        f"{cell(m, 'bits_per_byte', '.4f')} | "
+                        f"{cell(m, 'byte_perplexity', '.4f')} | "
+                        f"{cell(m, 'word_perplexity', '.6g')} | "
+                        f"{cell(m, 'token_perplexity', '.4f')} |")
     if rows:
         lines += [
-            "Scored by `h2q evaluate` on raw WikiText-103 (`lm-eval`: lm-evaluation-harness's "
+            "Scored by `h2q evaluate` in fp32 (the precision in which `lm_eval --model hf` "
+            "gives the same numbers) on raw WikiText-103 (`lm-eval`: lm-evaluation-harness's "
             "`wikitext` task, its pages, detokenizer and counts; `report`: the report's "
             "preprocessed text). Bits per byte is the comparable unit; the last column is "
             f"perplexity per {per}.",
@@ -391,7 +407,8 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
             *rows,
         ]
     else:
-        lines += ["Not scored yet: `h2q evaluate` the run, then export it again."]
+        lines += ["Not scored in fp32 yet: `h2q evaluate` the run (fp32 is its default), "
+                  "then export it again."]
     lines += [
         "",
         "## Use",

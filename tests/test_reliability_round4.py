@@ -456,3 +456,65 @@ def test_a_signal_to_h2q_pipeline_saves_the_trainers_step_and_ends_in_one_line(
     saved = sorted((run / "checkpoints").glob("step_*.pt"))
     last = runs.read_jsonl(run / "log.jsonl")[-1]["step"]
     assert [p.name for p in saved] == [f"step_{last:06d}.pt"]
+
+
+# --- rows 7, 22: the model card shows sound fp32 entries only ---------------------------------
+
+
+def _entry(sha: str, precision: str, nll_sum: float) -> dict:
+    from h2q_lib.metrics import summarize
+
+    counts = {"tokens": 100, "characters": 100, "utf8_bytes": 100, "whitespace_words": 20,
+              "wikitext_words": 20, "documents": 1}
+    metrics = runs.strict(summarize(nll_sum, *list(counts.values())[:-1]))
+    return {"key": {"weights_sha256": sha, "precision": precision, "max_documents": None},
+            "result": {"nll_sum": nll_sum, **counts, "metrics": metrics}}
+
+
+def test_the_model_card_shows_checked_fp32_scores_and_says_so(small_checkpoint, tmp_path):
+    """row 22: bf16 entries are not shown as lm-eval's; row 7: an edited, mistyped or
+    missing metric is left out, and an overflowed (null) perplexity is shown as ∞."""
+    from h2q_lib.export import EXPORT_MARKER, export_hf
+    from h2q_lib.scores import checkpoint_identity
+
+    sha = checkpoint_identity(small_checkpoint)["weights_sha256"]
+    edited = _entry(sha, "fp32", 200.0)
+    edited["result"]["metrics"]["bits_per_byte"] = 0.1
+    typed = _entry(sha, "fp32", 200.0)
+    typed["result"]["metrics"]["word_perplexity"] = "12"
+    missing = _entry(sha, "fp32", 200.0)
+    del missing["result"]["metrics"]["token_perplexity"]
+    stored = {"lm-eval": {"validation": _entry(sha, "fp32", 1e5),  # word ppl overflows
+                          "test": _entry(sha, "bf16", 200.0)},
+              "report": {"validation": edited, "test": typed, "extra": missing}}
+    (tmp_path / "evaluation.json").write_text(runs.dumps(stored))
+    out = export_hf(small_checkpoint, tmp_path / "out")
+    card = (out / "README.md").read_text()
+    rows = [line for line in card.splitlines() if line.startswith("| lm-eval")
+            or line.startswith("| report")]
+    assert len(rows) == 1 and rows[0].startswith("| lm-eval | validation") and "∞" in rows[0]
+    assert "in fp32" in card and (out / EXPORT_MARKER).is_file()
+
+
+# --- row 24: empty input ----------------------------------------------------------------------
+
+
+def test_empty_input_is_said_as_such_and_an_empty_page_scores_0():
+    """row 24: ``evaluate_documents([])`` said "n_tokens=0 is not allowed"."""
+    import torch
+
+    from h2q_lib.evaluate import evaluate_documents
+    from h2q_lib.model import GPT, GPTConfig
+    from h2q_lib.tokenizers import CharTokenizer
+
+    tokenizer = CharTokenizer.train(["some text\n"], vocab_size=12)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1,
+                          n_head=2, n_embd=8, n_ff=16)).eval()
+    for docs, needle in (([], "the input was empty"), (["", ""], "every page given was empty")):
+        with pytest.raises(ConfigError, match=needle) as e:
+            evaluate_documents(model, tokenizer, docs, context=16, device="cpu")
+        one_line(e)
+    alone = evaluate_documents(model, tokenizer, ["some text"], context=16, device="cpu")
+    both = evaluate_documents(model, tokenizer, ["some text", ""], context=16, device="cpu")
+    assert both.nll_sum == pytest.approx(alone.nll_sum) and both.tokens == alone.tokens
