@@ -7,6 +7,7 @@ the issue was filed against. Most tests copy one tiny finished run (``base``).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -518,3 +519,17 @@ def test_empty_input_is_said_as_such_and_an_empty_page_scores_0():
     alone = evaluate_documents(model, tokenizer, ["some text"], context=16, device="cpu")
     both = evaluate_documents(model, tokenizer, ["some text", ""], context=16, device="cpu")
     assert both.nll_sum == pytest.approx(alone.nll_sum) and both.tokens == alone.tokens
+
+
+# --- row 20: a committed folder's stored numbers say their precision ---------------------------
+
+
+def test_evaluating_a_committed_folder_says_which_precision_its_numbers_are_from(capsys):
+    """row 20: "fp32: asked for" was followed by the stored bf16 entry as if so scored."""
+    from h2q_lib.scores import evaluate_command
+
+    stored = json.loads((ROOT / "runs" / "prefix" / "evaluation.json").read_text())
+    kept = stored["lm-eval"]["validation"]["key"]["precision"]
+    evaluate_command(str(ROOT / "runs" / "prefix"), device="cpu", precision="fp32")
+    out = capsys.readouterr().out
+    assert f"shown: the stored results, scored in {kept}" in out
