@@ -32,6 +32,8 @@ from .hardware import DEVICES, PrecisionChoice, autocast, choose_precision, pick
 # fp16 is accepted where the hardware rule allows it (a GPU), for callers that pass the
 # training precision; on the CPU ``choose_precision`` refuses it.
 PRECISIONS = ("auto", "bf16", "fp32", "fp16")
+SCORING_DEFAULT_REASON = ("scoring default: fp32 reproduces lm-evaluation-harness's numbers "
+                          "(ask for bf16 by name to score faster)")
 Window = tuple[int, int, int]  # (input_start, input_end, first_scored_offset)
 Job = tuple[int, int, int, int]  # (document, input_start, input_end, first_scored_offset)
 
@@ -289,13 +291,19 @@ def as_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_precision(device: str | torch.device, precision: str = "auto") -> PrecisionChoice:
-    """The precision evaluation runs in on ``device``, and why: ``hardware.choose_precision``.
+    """The precision evaluation runs in on ``device``, and why.
 
-    ``auto`` is bf16 only where it is native (and measured faster on the CPU), else fp32
-    (fp16 on a GPU without bf16); ``bf16``/``fp32`` are used as asked.
+    ``auto`` (the default) is fp32 on every device: the protocol's numbers (lm-evaluation-
+    harness's ``hf`` model scores in fp32) are reproduced only there, bf16 differs by about
+    1e-4 in word perplexity, and the choice must never depend on a timing probe of a busy
+    machine (training's rule, ``hardware.choose_precision``). ``bf16``/``fp16`` are used only
+    when asked for by name.
     """
     if precision not in PRECISIONS:
         raise ConfigError("precision", precision, "one of " + ", ".join(PRECISIONS))
+    if precision == "auto":
+        as_device(device)  # a bad device still fails here
+        return PrecisionChoice("fp32", SCORING_DEFAULT_REASON)
     return choose_precision(as_device(device).type, precision)
 
 
@@ -336,6 +344,11 @@ def evaluate_documents(
     device = as_device(device)
     choice = resolve_precision(device, precision)
     pages = list(docs[:max_documents] if max_documents is not None else docs)
+    if not pages:  # said as what it is, not as the "n_tokens=0" it would become
+        raise ConfigError("docs", "[]", "at least one page to score (the input was empty)")
+    if not any(pages):  # an empty page scores 0 (lm-eval's too); only empty ones give nothing
+        raise ConfigError("docs", f"{len(pages)} empty page(s)",
+                          "at least one page with text (every page given was empty)")
     counts = _PageCounts()
     for page in pages:
         counts.add(page)

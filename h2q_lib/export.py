@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -47,6 +48,9 @@ EXPORT_FILES = frozenset({
     "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
     "README.md",
 })
+# Written first into every export (and its temporary folder): a folder is replaced by a new
+# export only when it carries it, so a user's folder (a save_pretrained one, a README) never is.
+EXPORT_MARKER = ".h2q-export"
 # The export check: logits of the exported model against the project's, in fp32 on the CPU.
 CHECK_TEXT = "The meaning of life is = Valkyria Chronicles = \n 1 @,@ 000 km², naïve 漢字 ✓\n"
 CHECK_ATOL = 1e-4
@@ -54,6 +58,12 @@ CHECK_ATOL = 1e-4
 
 class ExportError(H2QError):
     """A checkpoint that cannot be exported, or an export that does not match its model."""
+
+
+class ExportInterrupted(H2QError):
+    """SIGTERM during an export (exit status 143, as a run's)."""
+
+    exit_code = 143
 
 
 # --- what to export ----------------------------------------------------------------------------
@@ -72,20 +82,101 @@ def resolve_source(checkpoint: str | os.PathLike) -> Path:
 
 
 def check_out(out: str | os.PathLike) -> Path:
-    """``out`` as a Path, unless it cannot hold an export: a file, a folder holding files an
-    export does not write (never overwritten), or a path in a missing folder."""
+    """``out`` as a Path, unless it cannot hold an export: a file, a symbolic link, a folder
+    that is neither empty nor an earlier export (its ``EXPORT_MARKER`` and only the files an
+    export writes: anything else is never replaced), or a path in a missing folder."""
+    typed = os.fspath(out)
     out = Path(out)
     allowed = "a new or empty folder, or an earlier h2q export, in an existing folder"
+    if out.is_symlink():
+        raise ConfigError("OUT", typed, allowed + " (it is a symbolic link; give the folder "
+                          "it points to)")
     if out.exists():
         if not out.is_dir():
-            raise ConfigError("OUT", os.fspath(out), allowed + " (it is a file)")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+            raise ConfigError("OUT", typed, allowed + " (it is a file)")
+        entries = sorted(p.name for p in out.iterdir())
+        foreign = [name for name in entries if name not in EXPORT_FILES | {EXPORT_MARKER}]
         if foreign:
-            raise ConfigError("OUT", os.fspath(out),
-                              f"{allowed} (it holds {', '.join(foreign[:5])})")
+            raise ConfigError("OUT", typed, f"{allowed} (it holds {', '.join(foreign[:5])})")
+        if entries and EXPORT_MARKER not in entries:
+            raise ConfigError("OUT", typed, f"{allowed} (it holds {', '.join(entries[:5])} "
+                              f"but no {EXPORT_MARKER} marker: not written by h2q export)")
     if not out.absolute().parent.is_dir():
-        raise ConfigError("OUT", os.fspath(out), allowed)
+        raise ConfigError("OUT", typed, allowed)
     return out
+
+
+def _temporary(out: Path, kind: str) -> re.Pattern:
+    """The names ``export_hf`` gives its temporary folders beside ``out`` (mkdtemp's)."""
+    return re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}\.{kind}$")
+
+
+def _hold(folder: Path) -> int:
+    """An exclusive lock on ``folder`` while this export uses it (``remove_stale_exports``
+    leaves a held folder alone: another export at work)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_stale_exports(out: Path) -> list[Path]:
+    """Remove what a killed export of ``out`` left beside it: ``.OUT.*.tmp`` folders that
+    carry ``EXPORT_MARKER`` (or are empty) and ``.OUT.*.old`` folders holding only such an
+    export, none held by a live export. Nothing of another name or content is touched."""
+    import fcntl
+
+    removed = []
+    parent = out.absolute().parent
+    tmp, old = _temporary(out, "tmp"), _temporary(out, "old")
+    for entry in parent.iterdir():
+        if not (tmp.match(entry.name) or old.match(entry.name)) or entry.is_symlink() \
+                or not entry.is_dir():
+            continue
+        inside = entry / "export" if old.match(entry.name) else entry
+        names = {p.name for p in entry.iterdir()}
+        if old.match(entry.name) and names not in (set(), {"export"}):
+            continue
+        if inside.is_dir() and not inside.is_symlink() and any(inside.iterdir()) \
+                and not (inside / EXPORT_MARKER).is_file():
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # another export is writing it
+        try:
+            shutil.rmtree(entry)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    return removed
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends an export as Ctrl-C does: its temporary folder is removed on the way."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise ExportInterrupted("interrupted by SIGTERM; the export was not written and its "
+                                "temporary folder was removed")
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -214,8 +305,11 @@ def hf_tokenizer(tokenizer, context: int, folder: Path):
 
 def stored_scores(weights: Path) -> dict:
     """``{protocol: {split: result}}`` from the ``evaluation.json`` beside ``weights``, only
-    the entries scored on exactly these weights (same sha256 as ``h2q evaluate`` keys)."""
-    from .scores import checkpoint_identity
+    the entries scored on exactly these weights (same sha256 as ``h2q evaluate`` keys), in
+    fp32 (the precision lm-eval's numbers are reproduced in: the card says they agree), and
+    sound as ``h2q evaluate`` checks a stored entry (``scores.result_problem``: an edited
+    number, a string or a missing metric is left out, never printed or a traceback)."""
+    from .scores import checkpoint_identity, result_problem
 
     stored = read_json(weights.parent / "evaluation.json") or {}
     sha = checkpoint_identity(weights)["weights_sha256"]
@@ -223,6 +317,9 @@ def stored_scores(weights: Path) -> dict:
     for protocol, entries in stored.items():
         for split, entry in (entries.items() if isinstance(entries, dict) else ()):
             key = entry.get("key", {}) if isinstance(entry, dict) else {}
+            if not isinstance(key, dict) or key.get("precision") != "fp32" \
+                    or result_problem(entry.get("result")) is not None:
+                continue
             if key.get("weights_sha256") == sha:
                 found.setdefault(protocol, {})[split] = {
                     **entry["result"], "max_documents": key.get("max_documents")}
@@ -280,16 +377,26 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
         lines += [f"| training precision | {meta['precision']} on {meta.get('device', '?')} |"]
     lines += ["", "## Scores", ""]
     rows = []
+
+    def cell(m: dict, name: str, spec: str) -> str:
+        value = m.get(name)  # null: a perplexity that overflowed (a diverged run)
+        if value is None:
+            return "∞" if name.endswith("perplexity") else "—"
+        return format(value, spec)
+
     for protocol, splits in scores.items():
         for split, r in splits.items():
             m = r["metrics"]
             pages = f"first {r['documents']}" if r.get("max_documents") else f"all {r['documents']}"
             rows.append(f"| {protocol} | {split} | {pages} | "
-                        f"{m['bits_per_byte']:.4f} | {m['byte_perplexity']:.4f} | "
-                        f"{m['word_perplexity']:.6g} | {m['token_perplexity']:.4f} |")
+                        f"{cell(m, 'bits_per_byte', '.4f')} | "
+                        f"{cell(m, 'byte_perplexity', '.4f')} | "
+                        f"{cell(m, 'word_perplexity', '.6g')} | "
+                        f"{cell(m, 'token_perplexity', '.4f')} |")
     if rows:
         lines += [
-            "Scored by `h2q evaluate` on raw WikiText-103 (`lm-eval`: lm-evaluation-harness's "
+            "Scored by `h2q evaluate` in fp32 (the precision in which `lm_eval --model hf` "
+            "gives the same numbers) on raw WikiText-103 (`lm-eval`: lm-evaluation-harness's "
             "`wikitext` task, its pages, detokenizer and counts; `report`: the report's "
             "preprocessed text). Bits per byte is the comparable unit; the last column is "
             f"perplexity per {per}.",
@@ -300,7 +407,8 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
             *rows,
         ]
     else:
-        lines += ["Not scored yet: `h2q evaluate` the run, then export it again."]
+        lines += ["Not scored in fp32 yet: `h2q evaluate` the run (fp32 is its default), "
+                  "then export it again."]
     lines += [
         "",
         "## Use",
@@ -407,40 +515,68 @@ def export_hf(checkpoint: str | os.PathLike, out: str | os.PathLike, check: bool
     in ``out`` is replaced as a whole.
     """
     weights = resolve_source(checkpoint)
+    typed = os.fspath(out)
     out = check_out(out)
+    if out.name in ("", ".", ".."):  # "." or "..": the folder itself, by its own name
+        out = out.resolve()
     try:
         import transformers  # noqa: F401
     except ImportError:
         raise ExportError("h2q export needs transformers: pip install -e '.[gpt2]'") from None
     parent = out.absolute().parent
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    except OSError as e:
-        if is_disk_full(e):
-            raise no_space_left(out) from None
-        raise ConfigError("OUT", os.fspath(out), f"a folder path that can be written "
-                          f"({e.strerror or e})") from None
-    try:
-        write_hf_folder(tmp, weights, out.name, check)
-        # mkdtemp's 0700 (and some writers' 0600) become the usual permissions
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        for path in tmp.iterdir():
-            os.chmod(path, 0o666 & ~umask)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-            os.replace(out, old / "export")
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(e):
-            raise no_space_left(out) from None
-        raise
+    with _sigterm_as_interrupt():
+        remove_stale_exports(out)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        except OSError as e:
+            if is_disk_full(e):
+                raise no_space_left(out) from None
+            raise ConfigError("OUT", typed, f"a folder path that can be written "
+                              f"({e.strerror or e})") from None
+        held = _hold(tmp)
+        try:
+            (tmp / EXPORT_MARKER).write_text("h2q-export-1\n", encoding="utf-8")
+            write_hf_folder(tmp, weights, out.name, check)
+            # mkdtemp's 0700 (and some writers' 0600) become the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            for path in tmp.iterdir():
+                os.chmod(path, 0o666 & ~umask)
+            _put_in_place(tmp, out, parent)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(e):
+                raise no_space_left(out) from None
+            if isinstance(e, OSError):
+                raise ConfigError("OUT", typed, f"a folder that can be written "
+                                  f"({e.strerror or e})") from None
+            raise
+        finally:
+            os.close(held)
     return out
+
+
+def _put_in_place(tmp: Path, out: Path, parent: Path) -> None:
+    """Rename the written ``tmp`` to ``out``. An existing ``out`` (empty, or an earlier export)
+    is swapped as a whole where it can be renamed; a folder that cannot be (a mount point,
+    the working folder) gets the files moved into it, the marker first."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not any(out.iterdir()) or out.is_mount() \
+            or out.resolve() == Path.cwd().resolve():
+        for name in sorted(p.name for p in out.iterdir()):  # an earlier export's files
+            (out / name).unlink()
+        names = sorted((p.name for p in tmp.iterdir()), key=lambda n: n != EXPORT_MARKER)
+        for name in names:
+            os.replace(tmp / name, out / name)
+        tmp.rmdir()
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+    os.replace(out, old / "export")
+    os.replace(tmp, out)
+    shutil.rmtree(old)
 
 
 def export_command(checkpoint: str, out: str, format: str = "hf") -> Path:  # noqa: A002
@@ -473,9 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["EXPORT_FILES", "ExportError", "FORMATS", "check_export", "export_command",
-           "export_hf", "hf_config", "hf_state_dict", "hf_tokenizer", "model_card", "main",
-           "write_hf_folder"]
+__all__ = ["EXPORT_FILES", "EXPORT_MARKER", "ExportError", "ExportInterrupted", "FORMATS",
+           "check_export", "export_command", "export_hf", "hf_config", "hf_state_dict",
+           "hf_tokenizer", "model_card", "main", "remove_stale_exports", "write_hf_folder"]
 
 if __name__ == "__main__":
     sys.exit(main())

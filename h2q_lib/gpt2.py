@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import H2QError
@@ -65,7 +66,9 @@ def check_gpt2_folder(folder: str | os.PathLike) -> None:
 
 
 def load_gpt2(name_or_path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """``(model, GPT2Tokenizer())`` for a pretrained GPT-2 (hub name or local folder).
+    """``(model, tokenizer)`` for a pretrained GPT-2 (hub name or local folder): a local
+    folder's own tokenizer where it has one that is not GPT-2's BPE (``folder_tokenizer``:
+    an ``h2q export`` of a character model), else ``GPT2Tokenizer()``.
 
     Only safetensors weights are read. Fails fast with ``WeightsUnavailableError`` when
     transformers is missing, when a local folder has no ``*.safetensors`` weights (a pickle
@@ -90,7 +93,69 @@ def load_gpt2(name_or_path: str | os.PathLike, device: str | torch.device = "cpu
             name, local_files_only=offline or local, use_safetensors=True)
     except Exception as exc:  # OSError, ValueError, a corrupt file: one line, never a traceback
         raise _weights_unavailable(name, _first_line(exc)) from None
-    return model.to(device).eval(), GPT2Tokenizer()
+    tokenizer = folder_tokenizer(name) if local else None
+    return model.to(device).eval(), tokenizer or GPT2Tokenizer()
+
+
+class FolderTokenizer:
+    """A Hugging Face folder's own tokenizer, as the evaluator and the harness use one.
+
+    It is read with ``AutoTokenizer`` (as lm-eval's ``hf`` model reads it, so its
+    ``tokenizer_config.json`` settings such as ``split_special_tokens`` hold) and encodes
+    without adding special tokens; the evaluator puts BOS (else EOS) in front itself.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        from transformers import AutoTokenizer
+
+        try:
+            self.hf = AutoTokenizer.from_pretrained(os.fspath(folder))
+        except Exception as exc:  # a damaged tokenizer file: one line
+            raise WeightsUnavailableError(
+                f"the tokenizer of {os.fspath(folder)!r} cannot be read: "
+                f"{_first_line(exc)}") from None
+        self.name = "hf:" + (self.hf.name_or_path and Path(self.hf.name_or_path).name or "")
+        self.bos_id = self.hf.bos_token_id
+        self.eos_id = self.hf.eos_token_id
+        self.vocab_size = len(self.hf)
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.asarray(self.hf(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        if not texts:
+            return []
+        ids = self.hf(list(texts), add_special_tokens=False)["input_ids"]
+        return [np.asarray(i, dtype=np.int64) for i in ids]
+
+    def decode(self, ids) -> str:
+        return self.hf.decode([int(i) for i in ids])
+
+    def to_dict(self) -> dict:
+        return {"name": self.name}
+
+
+def _is_gpt2_bpe(folder: Path) -> bool:
+    """The folder's BPE files are GPT-2's own (then ``GPT2Tokenizer`` encodes as they do)."""
+    from .tokenizers import gpt2_bpe_files
+
+    vocab = folder / "vocab.json"
+    if not vocab.is_file():
+        return False
+    try:
+        return vocab.read_bytes() == Path(gpt2_bpe_files()["encoder.json"]).read_bytes()
+    except (OSError, ImportError):
+        return False
+
+
+def folder_tokenizer(folder: str | os.PathLike) -> FolderTokenizer | None:
+    """The folder's own tokenizer, or None where it has none or its BPE is GPT-2's: a
+    character export's ``tokenizer.json`` is not GPT-2's BPE, and pairing its model with
+    GPT-2's tokenizer gives ids beyond its vocabulary."""
+    folder = Path(folder)
+    if not (folder / "tokenizer.json").is_file() or _is_gpt2_bpe(folder):
+        return None
+    return FolderTokenizer(folder)
 
 
 def tiny_gpt2(seed: int = 0):
@@ -132,5 +197,6 @@ def save_gpt2_folder(model, folder: str | os.PathLike) -> Path:
     return folder
 
 
-__all__ = ["GPT2_CONTEXT", "WeightsUnavailableError", "check_gpt2_folder", "hf_gpt2_tokenizer",
-           "load_gpt2", "save_gpt2_folder", "tiny_gpt2"]
+__all__ = ["GPT2_CONTEXT", "FolderTokenizer", "WeightsUnavailableError", "check_gpt2_folder",
+           "folder_tokenizer", "hf_gpt2_tokenizer", "load_gpt2", "save_gpt2_folder",
+           "tiny_gpt2"]

@@ -11,10 +11,14 @@ reused when nothing they depend on changed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +26,7 @@ import nbformat
 
 from . import runs
 from .data import DATA_DIR_ENV
-from .errors import ConfigError
+from .errors import ConfigError, H2QError
 from .hardware import PRECISIONS
 from .profiles import get_profile_spec
 from .provenance import library_fingerprint, notebook_modules
@@ -98,6 +102,65 @@ def check_run_folders_free(runs_dir: Path, profile: str) -> None:
                 pass
 
 
+class PipelineInterrupted(H2QError):
+    """SIGINT or SIGTERM stopped the pipeline; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux's /proc; none where it is missing)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the name in parentheses may hold spaces: the parent id follows its last ")"
+            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.parent.name))
+    return found
+
+
+@contextlib.contextmanager
+def forward_interrupts() -> Iterator[dict]:
+    """While notebooks run, SIGINT and SIGTERM reach the kernel as an interrupt (SIGINT).
+
+    jupyter starts each kernel in its own session, so neither Ctrl-C at the terminal nor a
+    SIGTERM to ``h2q pipeline`` reached it: SIGTERM killed the pipeline and left the trainer
+    without its step checkpoint, SIGINT ended in nbclient's DeadKernelError traceback. Here
+    the pipeline stays alive, the kernel's trainer finishes its step and saves it
+    (``train``'s own handler), the cell fails, and ``run_pipeline`` ends in one line.
+    Yields ``{"signum": the first signal or None}``.
+    """
+    state: dict = {"signum": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handle(signum, frame):
+        state["signum"] = state["signum"] or signum
+        for pid in _children(os.getpid()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+
+    old = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(state: dict, name: str, error: BaseException | None) -> PipelineInterrupted:
+    signum = state["signum"]
+    said = ""
+    if error is not None:
+        lines = str(getattr(error, "evalue", "") or "").strip().splitlines()
+        said = f": {lines[0][:300]}" if lines else ""
+    return PipelineInterrupted(f"interrupted by {signal.Signals(signum).name} in notebook "
+                               f"{name}{said}", signum)
+
+
 BOOK = ROOT / "book"
 BOOK_PROFILE = "prefix"  # the committed book's notebooks are this profile's
 
@@ -139,6 +202,14 @@ def build_book_from(out: Path) -> Path:
     return book / "_build" / "html"
 
 
+def execute_notebook(source: Path, target: Path, parameters: dict, cwd: Path) -> None:
+    """papermill on one notebook (the seam ``run_pipeline``'s interrupts are tested at)."""
+    import papermill
+
+    papermill.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(cwd),
+                               progress_bar=False, kernel_name="python3")
+
+
 def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "runs",
                  out_dir: str | None = None, build_book: bool = True,
                  restart: bool = False, notebooks: tuple[str, ...] = NOTEBOOKS,
@@ -173,17 +244,22 @@ def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "run
     if os.environ.get(DATA_DIR_ENV):  # the notebooks run in another folder
         os.environ[DATA_DIR_ENV] = str(Path(os.environ[DATA_DIR_ENV]).resolve())
     done = []
-    for name in notebooks:
-        source, target = ROOT / "notebooks" / f"{name}.ipynb", out / f"{name}.ipynb"
-        print(f"papermill {name} (profile {profile}) -> {target}", flush=True)
-        declared = papermill.inspect_notebook(str(source))  # pass only what it declares
-        papermill.execute_notebook(
-            str(source), str(target), parameters={k: v for k, v in params.items()
-                                                   if k in declared},
-            cwd=str(out), progress_bar=False, kernel_name="python3",
-        )
-        record_execution(target, source)
-        done.append(target)
+    with forward_interrupts() as stops:
+        for name in notebooks:
+            source, target = ROOT / "notebooks" / f"{name}.ipynb", out / f"{name}.ipynb"
+            print(f"papermill {name} (profile {profile}) -> {target}", flush=True)
+            declared = papermill.inspect_notebook(str(source))  # pass only what it declares
+            try:
+                execute_notebook(source, target, {k: v for k, v in params.items()
+                                                  if k in declared}, out)
+            except Exception as e:
+                if stops["signum"] is not None:
+                    raise _interrupted(stops, name, e) from None
+                raise
+            if stops["signum"] is not None:
+                raise _interrupted(stops, name, None)
+            record_execution(target, source)
+            done.append(target)
     if build_book:
         build_book_from(out)
     return done

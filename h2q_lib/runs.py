@@ -221,11 +221,50 @@ def is_run_folder(run_dir: str | os.PathLike) -> bool:
     return (Path(run_dir) / MARKER).is_file()
 
 
+# What may be in a run's folder before the run starts (``h2q predict``'s prediction, token
+# caches copied in to be reused): a folder holding only these is adopted by training.
+BEFORE_RUN = frozenset({"prediction.json", "token_cache"})
+
+
+def _before_run(entry: Path) -> bool:
+    if entry.name == "token_cache":  # only if it holds nothing but h2q's own caches
+        return entry.is_dir() and not entry.is_symlink() and all(
+            OWN_FILES["token_cache"].match(p.name) for p in entry.iterdir())
+    return entry.name in BEFORE_RUN and entry.is_file()
+
+
+def check_run_dir_given(run_dir: str | os.PathLike) -> None:
+    """An empty ``run_dir`` (papermill's ``-p run_dir ''``) would be the working folder."""
+    from .errors import ConfigError
+
+    if os.fspath(run_dir).strip() == "":
+        raise ConfigError("run_dir", os.fspath(run_dir), "a folder path (not empty)")
+
+
 def prepare_run_folder(run_dir: str | os.PathLike) -> Path:
-    """Create (or adopt) ``run_dir`` as a run folder; one line when it cannot be one."""
+    """Create (or adopt) ``run_dir`` as a run folder; one line when it cannot be one.
+
+    Only a new or empty folder, one that carries the marker, or one holding only what
+    ``h2q predict`` writes (``BEFORE_RUN``) is adopted: training replaces ``log.jsonl``,
+    ``config.json`` and the other names of ``RUN_ENTRIES``, so a folder of the user's that
+    holds files by those names must never become a run folder (as ``restart`` refuses it).
+    """
+    check_run_dir_given(run_dir)
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"run_dir={shown(run_dir)!r} is a file, not a folder")
+    if run_dir.is_dir() and not is_run_folder(run_dir):
+        try:
+            foreign = sorted(p.name for p in run_dir.iterdir() if not _before_run(p))
+        except OSError as e:
+            raise RunFolderError(
+                f"run_dir={shown(run_dir)!r} cannot be read: {e.strerror or e}") from None
+        if foreign:
+            listing = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise RunFolderError(
+                f"run_dir={shown(run_dir)!r} is not a run folder made by h2q (no {MARKER} "
+                f"marker) and is not empty (it holds {listing}), so nothing in it was "
+                "touched; pick an empty or new folder")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)

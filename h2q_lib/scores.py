@@ -609,6 +609,13 @@ def evaluate_command(
             _check_run_weights(run_dir, weights)
         stored = evaluate_to_file(weights, out_path, (protocol,), splits, max_docs, data_dir,
                                   device, precision, batch, announce=print, progress=True)
+    if run_dir is not None and out is None and not weights.is_file():
+        # a committed folder is only read: say which precision its numbers are from, not the
+        # one asked for above (nothing was scored in it)
+        shown = sorted({str(stored.get(protocol, {}).get(split, {}).get("key", {})
+                            .get("precision")) for split in splits})
+        print(f"shown: the stored results, scored in {', '.join(shown)} (the run folder keeps "
+              f"no weights, so nothing was scored in {choice.precision})")
     print(format_table(stored, (protocol,), splits))
     if run_dir is None or out is not None or weights.is_file():
         print(f"wrote {out_path}")  # a committed folder without weights is only read

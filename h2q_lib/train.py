@@ -389,6 +389,45 @@ def _stop_requested(stops: _StopRequests, di: DistInfo) -> bool:
 # --- the run --------------------------------------------------------------------------------
 
 
+def check_data_files(cfg: TrainConfig, runtime: RuntimeConfig) -> None:
+    """A local data folder that lacks the run's splits, refused before anything is made (the
+    text itself is read later; the hub is asked only when training needs it)."""
+    from .data import DATA_DIR_ENV, local_split_file, resolve_data_dir
+    from .errors import DataUnavailableError
+
+    folder = resolve_data_dir(runtime.data_dir)
+    if runtime.source == "hf" or folder is None:
+        return
+    if not folder.is_dir():
+        raise DataUnavailableError(
+            f"data_dir={os.fspath(folder)!r} (the data_dir parameter or ${DATA_DIR_ENV}) is "
+            "not a folder: pass a folder laid out like <folder>/<config>/wiki.<split>.*")
+    local_split_file(folder, cfg.train_data, "train")
+    local_split_file(folder, cfg.data_config, "validation")
+
+
+def check_run(cfg: TrainConfig, runtime: RuntimeConfig) -> str:
+    """Every check of ``train``'s values that needs no run folder, in one place, so that
+    ``--restart`` removes nothing before all of them pass; returns the device."""
+    cfg.validate()
+    runtime.validate()
+    device = pick_device(runtime.device)
+    check_bounds(cfg, runtime, device)
+    if runtime.precision != "auto":
+        choose_precision(device, runtime.precision)  # a bad choice fails before anything
+    world = max(int(os.environ.get("WORLD_SIZE", "1") or 1), 1)
+    if cfg.grad_accum % world:
+        raise ConfigError("grad_accum", cfg.grad_accum, f"a multiple of the {world} processes")
+    per_process = cfg.batch_size * cfg.grad_accum // world
+    if runtime.micro_batch and per_process % runtime.micro_batch:
+        raise ConfigError("micro_batch", runtime.micro_batch,
+                          f"a divisor of the {per_process} sequences each process takes a step "
+                          "(batch_size x grad_accum / processes), or 0 for the recipe's "
+                          f"batch_size={cfg.batch_size}")
+    check_data_files(cfg, runtime)
+    return device
+
+
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig | None = None,
           cache_dir: str | os.PathLike | None = None, stop_after: int | None = None,
           extend: bool = False) -> dict:
@@ -399,22 +438,11 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, runtime: RuntimeConfig |
     lets a finished run continue to a larger ``cfg.steps`` with its recipe otherwise equal.
     SIGINT or SIGTERM stop it at the next step boundary with a checkpoint (``Interrupted``).
     """
-    cfg.validate()
+    runs.check_run_dir_given(run_dir)
     runtime = (runtime or RuntimeConfig()).validate()
+    device = check_run(cfg, runtime)
     run_dir = Path(run_dir)
-    device = pick_device(runtime.device)
-    check_bounds(cfg, runtime, device)
-    if runtime.precision != "auto":
-        choose_precision(device, runtime.precision)  # a bad choice fails before anything
     di = init_distributed(device)
-    if cfg.grad_accum % di.world:
-        raise ConfigError("grad_accum", cfg.grad_accum, f"a multiple of the {di.world} processes")
-    per_process = cfg.batch_size * cfg.grad_accum // di.world
-    if runtime.micro_batch and per_process % runtime.micro_batch:
-        raise ConfigError("micro_batch", runtime.micro_batch,
-                          f"a divisor of the {per_process} sequences each process takes a step "
-                          "(batch_size x grad_accum / processes), or 0 for the recipe's "
-                          f"batch_size={cfg.batch_size}")
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     if di.main:
@@ -442,6 +470,46 @@ def _final_weights_fit(run_dir: Path, cfg: TrainConfig) -> str | None:
     if why is None and meta.get("step") != cfg.steps:
         why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
     return why
+
+
+RECORDS = ("log.jsonl", "samples.jsonl", "summary.json", "evaluation.json")
+
+
+def _refuse_to_retrain_records(run_dir: Path, cfg: TrainConfig, stored: dict | None,
+                               finished: dict | None, extend: bool) -> None:
+    """A folder with a run's records but no checkpoint to resume from is never trained from
+    step 0: that would delete the records (a committed run folder keeps no weights, and one
+    whose ``summary.json`` or ``config.json`` is missing or damaged is still a run's).
+
+    Only a run stopped before its first checkpoint (no summary or evaluation, every record
+    before step ``ckpt_every``) is trained again from step 0: its records are the ones the
+    same steps write again.
+    """
+    present = [name for name in RECORDS if (run_dir / name).exists()]
+    if not present:
+        return
+    steps = [r.get("step") for name in ("log.jsonl", "samples.jsonl")
+             for r in runs.read_jsonl(run_dir / name)]
+    last = max((s for s in steps if isinstance(s, int)), default=0)
+    if not ({"summary.json", "evaluation.json"} & set(present)) and last < cfg.ckpt_every:
+        return
+    wrong = []
+    if not (run_dir / "config.json").exists():
+        wrong.append("config.json is missing")
+    elif stored is None:
+        wrong.append("config.json is unreadable")
+    if finished is None:
+        wrong.append("summary.json is " + ("unreadable" if (run_dir / "summary.json").exists()
+                                           else "missing"))
+    elif finished.get("steps") != cfg.steps:
+        wrong.append(f"the run finished at step {finished.get('steps')!r}"
+                     + (" and cannot be extended without its weights" if extend else
+                        f", not at step {cfg.steps}"))
+    why = "; ".join(wrong) or "no checkpoint is left"
+    raise runs.RunFolderError(
+        f"{runs.shown(run_dir)} holds a run's records ({', '.join(present)}, to step {last}) "
+        f"but no checkpoint to resume from ({why}), so it is not trained again from step 0; "
+        f"nothing was changed: train into a new run_dir, or start over with {RESTART_HINT}")
 
 
 def _check_entries_are_files(run_dir: Path) -> None:
@@ -511,6 +579,8 @@ def _train(cfg, runtime, run_dir, device, di, cache_dir, stop_after, extend, sto
             f"no checkpoint in {runs.shown(run_dir / 'checkpoints')} verifies and belongs to "
             "this run (see above), so the run cannot resume; nothing was deleted: put back "
             f"a good checkpoint, or start over with {RESTART_HINT}")
+    if latest is None:
+        _refuse_to_retrain_records(run_dir, cfg, stored, finished, extend)
     precision = run_precision(device, runtime.precision,
                               latest[1]["meta"] if latest is not None else None, say)
     say(f"precision {precision.precision} on {device}: {precision.reason}")

@@ -92,7 +92,7 @@ def exported(smoke_run) -> Path:
 def test_folder_has_a_gpt2_config_of_the_runs_shape(exported):
     assert {p.name for p in exported.iterdir()} == {
         "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-        "tokenizer_config.json", "README.md"}
+        "tokenizer_config.json", "README.md", ".h2q-export"}
     config = json.loads((exported / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
     assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_inner"],
