@@ -191,7 +191,8 @@ def fresh_clone(dest):
             shutil.copy2(ROOT / name, dest / name)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "clone"]):
+    for command in (["init", "-q"], ["add", "-A"],
+                    ["-c", "commit.gpgsign=false", "commit", "-q", "-m", "clone"]):
         subprocess.run(["git", *command], cwd=dest, env=env, check=True, capture_output=True)
     return True
 
