@@ -6,7 +6,7 @@ DATA ?= $(or $(H2Q_DATA_DIR),../shared/data/wikitext)
 export H2Q_DATA_DIR := $(abspath $(DATA))
 export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: setup book test test-all pipeline regression lint clean
+.PHONY: setup book test test-all pipeline regression publish lint clean
 
 $(BIN)/h2q: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,13 @@ pipeline: setup
 # Regenerate the nbval reference notebooks (smoke profile) after an intended change.
 regression: setup
 	$(BIN)/h2q pipeline --profile smoke --out-dir tests/regression --runs-dir tests/regression/_runs --no-book --restart --precision fp32
+
+# Copy _build/html (after `make book`) to the gh-pages branch with ghp-import, with .nojekyll;
+# PUSH=1 also pushes the branch to REMOTE (default origin). The workflow deploys without it.
+HTML ?= _build/html
+REMOTE ?= origin
+publish: setup
+	$(BIN)/python -m h2q_lib.publish $(HTML)$(if $(PUSH), --push --remote $(REMOTE))
 
 lint: setup
 	$(BIN)/ruff check h2q_lib tests benchmarks

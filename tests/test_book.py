@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -168,16 +170,56 @@ def test_only_the_committed_profile_writes_the_committed_book_notebooks(tmp_path
     assert pipeline.book_out_dir("smoke", str(tmp_path)) == tmp_path
 
 
+def is_git_checkout(folder) -> bool:
+    return shutil.which("git") is not None and subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=folder, capture_output=True,
+        text=True).stdout.strip() == "true"
+
+
+def fresh_clone(dest):
+    """``dest`` holding what a fresh clone of this working tree holds, committed: its tracked
+    and not-ignored files (uncommitted edits included); without git, the tree less the
+    ignored build outputs, and no repository (returns False)."""
+    if not is_git_checkout(ROOT):
+        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "_build", ".cache", "checkpoints", "token_cache", "*.egg-info"))
+        return False
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():  # a tracked file deleted in the tree is left out
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for command in (["init", "-q"], ["add", "-A"],
+                    ["-c", "commit.gpgsign=false", "commit", "-q", "-m", "clone"]):
+        subprocess.run(["git", *command], cwd=dest, env=env, check=True, capture_output=True)
+    return True
+
+
 @pytest.mark.slow
-def test_the_smoke_pipeline_builds_its_book_in_a_temp_dir(tmp_path, data_dir):
-    """Every profile's pipeline builds the book (-W): pages say in words what a short run did
-    not reach; the committed book notebooks are not touched."""
-    before = {p: p.read_bytes() for p in BOOK}
-    out = tmp_path / "book" / "notebooks"
-    pipeline.run_pipeline("smoke", data_dir=str(data_dir), runs_dir=str(tmp_path / "runs"),
-                          out_dir=str(out), precision="fp32")
-    assert (tmp_path / "book" / "_build" / "html" / "intro.html").is_file()
-    assert {p: p.read_bytes() for p in BOOK} == before
+def test_the_smoke_pipeline_builds_its_book_and_leaves_a_fresh_clone_clean(tmp_path, data_dir):
+    """`make pipeline PROFILE=smoke` on a fresh clone: every profile's pipeline builds the book
+    (-W), its pages saying in words what a short run did not reach; the committed book
+    notebooks are not touched; and `git status --porcelain` is empty afterwards (the smoke
+    run folders and book are where git does not list them)."""
+    clone = tmp_path / "clone"
+    is_repo = fresh_clone(clone)
+    before = {p.name: p.read_bytes() for p in (clone / "book" / "notebooks").glob("*.ipynb")}
+    # the clone's library, the clone's folders: what `make pipeline PROFILE=smoke` runs there
+    env = {**os.environ, "PYTHONPATH": str(clone), "H2Q_DATA_DIR": str(data_dir)}
+    subprocess.run([sys.executable, "-m", "h2q_lib.cli", "pipeline", "--profile", "smoke",
+                    "--precision", "fp32"], cwd=clone, env=env, check=True)
+    assert (clone / "_build" / "book-smoke" / "book" / "_build" / "html" / "intro.html").is_file()
+    assert (clone / "runs" / "smoke" / "summary.json").is_file()
+    after = {p.name: p.read_bytes() for p in (clone / "book" / "notebooks").glob("*.ipynb")}
+    assert after == before
+    if is_repo:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                                cwd=clone, check=True, capture_output=True, text=True).stdout
+        assert status == "", f"make pipeline PROFILE=smoke left in git status:\n{status}"
 
 
 def test_record_execution_hides_injected_parameters_and_records_the_fingerprint(tmp_path):
