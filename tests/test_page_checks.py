@@ -403,3 +403,33 @@ def test_built_book_has_one_value_per_quantity() -> None:
     texts = {name: pc.visible_text(_built(name)) for name in pages}
     problems = pc.quantity_values(texts)
     assert not problems, "quantities with two values:\n  " + "\n  ".join(problems)
+
+
+# a real built page, each defect injected after its title: every check must catch its defect
+# there too (the toolchain's markup around it is real)
+INJECTED = {
+    "object_reprs": HIGHLIGHTED_MARKDOWN_REPR,
+    "lost_markup": STYLER_EATEN,
+    "empty_tables": "<table><thead><tr><th>MB</th><th>file</th></tr></thead><tbody></tbody>"
+                    "</table>",
+    "figures_without_caption": PLAIN_OUTPUT_IMAGE,
+    "finding_first": "<p>A paragraph before the finding.</p>",
+}
+
+
+def _after_title(html: str, insert: str) -> str:
+    # the article's title: the page's header has headings of its own before it
+    end = html.index("</h1>", html.index("<article")) + len("</h1>")
+    return html[:end] + "\n" + insert + "\n" + html[end:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_checks_catch_a_defect_injected_into_a_built_page(check: str) -> None:
+    name = "notebooks/03_evaluate"
+    if name not in toc_pages():
+        pytest.skip(f"{name} is not in {TOC_FILE}")
+    clean = _after_title(_built(name), FINDING)  # answers first, whatever the chapter does
+    before = CHECKS[check](clean, name)
+    after = CHECKS[check](_after_title(clean, INJECTED[check]), name)
+    assert len(after) > len(before), (before, after)
