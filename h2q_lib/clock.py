@@ -313,8 +313,10 @@ def clock_check_table(fit: ClockFit | None, summed: list[HeldOut]) -> pd.DataFra
 
 
 def clock_rows_table(fit: ClockFit | None) -> pd.DataFrame:
-    """``report_rows_on_clock`` of the fitted clock (empty without one)."""
-    return pd.DataFrame() if fit is None else report_rows_on_clock(fit.collapse)
+    """``report_rows_on_clock`` of the fitted clock; empty without a clock that passed its
+    held-out check (a failed fit gives no numbers)."""
+    return pd.DataFrame() if fit is None or not fit.passed else \
+        report_rows_on_clock(fit.collapse)
 
 
 def plot_clock(fit: ClockFit | None, curves: list[Curve]):

@@ -97,9 +97,9 @@ def conversion_reading(valid_split: Split, claims: ReportClaims = REPORT) -> str
         f"Step 6 divides by all {all_words:,} WikiText words of the validation split, including "
         f"the headings that the report's preprocessing dropped, so it flatters the report "
         f"slightly; dividing by the {scored_words:,} words the model actually scored gives "
-        f"{ppl_scored:.0f}. Either way, on the validation split the report's model has "
-        f"{ppl_all / small:.1f} to {ppl_scored / small:.1f} times GPT-2 small's word "
-        f"perplexity: " + ("worse, not better." if ppl_all > small else "better."))
+        f"{ppl_scored:.0f}. Either way, on the validation split the report's model's word "
+        f"perplexity is {ppl_all / small:.1f}× to {ppl_scored / small:.1f}× GPT-2 small's "
+        f"test-split 37.5: " + ("worse, not better." if ppl_all > small else "better."))
 
 
 def gpt2_published_on_axes(test_split: Split) -> pd.DataFrame:

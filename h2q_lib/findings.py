@@ -27,6 +27,9 @@ def readings_finding(values: dict) -> str:
     row100 = str(values.get("row100_training_verdict", "not reached"))
     parts.append(f"Row 100, a training-log line, is {row100.split(':')[0].split(' (')[0]} "
                  "under the three readings of a training loss.")
+    if values.get("preregistered_outcome"):
+        parts.append("Pre-registered before it ran, the clock's forecast was tested: "
+                     f"{values['preregistered_outcome']}.")
     if not values.get("clock_fitted"):
         parts.append(f"No schedule clock is fitted: {values.get('clock_missing')}.")
     elif values.get("clock_passed"):

@@ -310,8 +310,6 @@ QUANTITIES: tuple[Quantity, ...] = (
             r"On the test split" + _APOS + r"s words the report" + _APOS + r"s loss is ("
             + _NUMBER + r") per word",
             r"test \(same loss per char\): (" + _NUMBER + r") per word",
-            # an unlabelled word perplexity of the claim (04's conclusion) is the test one
-            r"the same loss is a word perplexity of (" + _NUMBER + r")",
         ),
         examples=(
             ("own loss is a perplexity of 259 on the WikiText-103 test split", "259"),
@@ -320,8 +318,6 @@ QUANTITIES: tuple[Quantity, ...] = (
              "loss is 259, 6.9 times", "259"),
             ("On the test split\u2019s words the report\u2019s loss is 259 per word", "259"),
             ("= 263.6 per word; test (same loss per char): 258.8 per word.", "258.8"),
-            ("Converted to GPT-2\u2019s scale, the same loss is a word perplexity of 264, 7.0 "
-             "times", "264"),
         ),
     ),
     Quantity(
@@ -354,22 +350,9 @@ QUANTITIES: tuple[Quantity, ...] = (
             ("On characters its 1.56 bits/char compares with 1.11 (enwik8)", "1.56"),
         ),
     ),
-    Quantity(
-        name="bf16_speedup_epyc_avx512_bf16",
-        description="the precision rule's measured bf16 / fp32 matrix-product speed-up on the "
-                    "machine of the committed runs (its CPU flags: AVX512 with avx512_bf16, "
-                    "no AMX)",
-        patterns=(
-            r"CPU AVX512 \(avx512_bf16\): a bf16 matrix product measured (\d+(?:\.\d+)?)x as "
-            r"fast as fp32",
-        ),
-        examples=(
-            ("precision reason CPU AVX512 (avx512_bf16): a bf16 matrix product measured 4.48x "
-             "as fast as fp32 elapsed s", "4.48"),
-            ("precision bf16 (CPU AVX512 (avx512_bf16): a bf16 matrix product measured 4.16x "
-             "as fast as fp32)", "4.16"),
-        ),
-    ),
+    # The bf16 / fp32 speed-up is not registered: every process (a training session, a
+    # notebook's execution, a benchmark) times its own probe and prints it as its own
+    # "precision reason", so the values differ by design and each is labelled as its process's.
     Quantity(
         name="stated_step100_difference_pct",
         description="the stated recipe's run against the report's Loss at step 100, in percent "

@@ -190,3 +190,18 @@ def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
     names[profile] = "stated"
     return [dataclasses.replace(run.curve(), name=names.get(run.name, run.name))
             for run in clock_runs(runs_dir, get_profile(profile))]
+
+
+def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
+    """For the pages: each measured pre-registered run's outcome in a phrase, joined
+    (``preregistered_outcome``; empty when none is measured yet)."""
+    outcomes = []
+    for name, pred, run in entries:
+        judged = beside_measurement(pred, run).dropna(subset=["held"])
+        if run is None or judged.empty:
+            continue
+        held = int((judged["held"] == "yes").sum())
+        worst = float(judged["measured − predicted"].abs().max())
+        outcomes.append(f"{name} held its band at {held} of {len(judged)} predicted steps "
+                        f"(largest miss {worst:.2f} nats)")
+    return {"preregistered_outcome": "; ".join(outcomes)}

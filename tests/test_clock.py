@@ -237,3 +237,14 @@ def test_the_final_loss_is_predicted_only_inside_a_passing_clocks_range():
         "final_loss_why"]
     assert "no clock is fitted" in final_loss_values(
         {"clock_fitted": False, "clock_missing": "x"})["final_loss_why"]
+
+
+def test_a_clock_that_failed_its_check_gives_no_row_numbers():
+    from h2q_lib.clock import clock_rows_table
+
+    made = [synthetic("stated", get_profile("prefix", steps=1000), p=0.0),
+            synthetic("micro-batch", get_profile("prefix", steps=500, reading="micro-batch"),
+                      p=1.0),
+            synthetic("no-warmup", get_profile("prefix", steps=500, warmup=0), p=0.5)]
+    assert clock_rows_table(fit_clock(made)).empty
+    assert not clock_rows_table(fit_clock(curves(noise=0.003))).empty

@@ -271,8 +271,8 @@ def test_quantity_values_pass_one_value_printed_at_two_precisions() -> None:
 
 
 def test_quantity_values_catch_two_values() -> None:
-    conclusion = ("Converted to GPT-2\u2019s scale, the same loss is a word perplexity of 264, "
-                  "7.0 times GPT-2 small\u2019s (2.95, step by step)")
+    conclusion = ("the same loss is 264 per test word, 7.0 times GPT-2 small\u2019s (2.95, "
+                  "step by step)")
     problems = pc.quantity_values({"intro": INTRO_TEXT, "03": CHAPTER_TEXT, "04": conclusion})
     assert problems == [
         "claim_word_ppl_test has 3 values: 259 (intro, 03); 258.8 (03); 264 (04)",
