@@ -35,7 +35,7 @@ MARKER = ".h2q-run"
 LOCK = ".lock"
 RUN_ENTRIES = (MARKER, LOCK, "config.json", "tokenizer.json", "log.jsonl", "samples.jsonl",
                "summary.json", "evaluation.json", "checkpoints", "final_model.safetensors",
-               "token_cache")
+               "token_cache", "precision_effect.json")
 
 
 _UMASK = os.umask(0o022)

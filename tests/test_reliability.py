@@ -897,6 +897,16 @@ def test_restart_removes_the_run_but_keeps_a_users_file_in_it(base, tmp_path):
     runs.restart_run_folder(tmp_path / "never-made")  # nothing there: nothing to do
 
 
+def test_restart_also_removes_the_precision_effect_the_evaluation_chapter_stored(base, tmp_path):
+    """Left behind, it made the folder unmarked and non-empty: the next run refused it
+    (``make regression`` twice in a row)."""
+    run = tmp_path / "run"
+    shutil.copytree(base, run)
+    (run / "precision_effect.json").write_text("{}")
+    runs.restart_run_folder(run)
+    assert not run.exists() or list(run.iterdir()) == []
+
+
 # === issue #24: a run folder that knows itself ==============================================
 # Each test below names its row of the issue's table; each failed on the code the issue tried.
 
