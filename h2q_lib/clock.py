@@ -282,7 +282,9 @@ def clock_values(fit: ClockFit | None, summed: list[HeldOut], missing: str = "",
     worst = [r.max_error for r in summed if r.max_error is not None]
     values: dict[str, float | int | str | bool] = {
         "clock_missing": missing, "clock_fitted": fit is not None,
-        "s1_worst": max(worst) if worst else float("nan")}
+        "s1_worst": max(worst) if worst else float("nan"),
+        "clock_runs": "none (no clock is fitted)",
+        "clock_range_text": "no range: no clock is fitted"}
     if fit is None:
         return values
     lo, hi = fit.collapse.clock_range
@@ -291,6 +293,7 @@ def clock_values(fit: ClockFit | None, summed: list[HeldOut], missing: str = "",
     values.update({"clock_p": fit.collapse.p, "clock_band": fit.band or float("nan"),
                    "clock_passed": fit.passed, "clock_range_lo": lo, "clock_range_hi": hi,
                    "clock_runs": ", ".join(fit.collapse.fitted_on),
+                   "clock_range_text": f"{lo:,.0f} to {hi:,.0f} peak-rate steps",
                    "clock_stated_last_step": int(inside[-1]) + 1 if len(inside) else 0})
     return values
 

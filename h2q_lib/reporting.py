@@ -366,6 +366,25 @@ def beside_reading(beside: pd.DataFrame) -> str:
     return "**Reading.** " + "; ".join(parts) + "."
 
 
+def beside_compact(beside: pd.DataFrame) -> pd.DataFrame:
+    """``beside_report`` in four short columns for a narrow page (the intro on a phone): the
+    row's kind, the report's Loss, ours (the validation loss, or the range of the training
+    readings) and ours − report."""
+    rows = []
+    for step, row in beside.iterrows():
+        if row["kind of row"] == "evaluation":
+            ours = f"{row['our validation loss']:.3f} (validation)"
+            diff = f"{row['ours − report']:+.3f}"
+        else:
+            values = [v for _, v in _training_values(row)]
+            ours = f"{min(values):.3f}–{max(values):.3f} (training)"
+            low, high = min(values) - row["report loss"], max(values) - row["report loss"]
+            diff = f"{low:+.3f} to {high:+.3f}"
+        rows.append({"step": step, "row": row["kind of row"], "report": row["report loss"],
+                     "ours": ours, "ours − report": diff})
+    return pd.DataFrame(rows)
+
+
 def beside_values(beside: pd.DataFrame) -> dict[str, float]:
     """``beside_report``'s numbers for the book's pages to cite: at each evaluation row
     ``at<step>_report``, ``at<step>_ours`` (validation), ``at<step>_diff`` (ours − report);

@@ -343,3 +343,12 @@ def test_a_table_without_rows_says_why_instead_of_showing_a_bare_header():
     assert shown._repr_html_() == '<p class="h2q-empty"><em>No &lt;files&gt; kept.</em></p>'
     assert repr(shown) == "No <files> kept."
     assert "<table" in reporting.table(pd.DataFrame({"a": [1]}))._repr_html_()
+
+
+def test_the_compact_beside_table_gives_the_training_rows_range():
+    log = fake_log(range(10, 510, 10), power())
+    compact = reporting.beside_compact(reporting.beside_report(log)).set_index("step")
+    assert list(compact.columns) == ["row", "report", "ours", "ours − report"]
+    assert compact.loc[500, "ours"].endswith("(validation)")
+    low, high = power()(100) + 0.05 - 2.718, power()(100) + 0.06 - 2.718
+    assert compact.loc[100, "ours − report"] == f"{low:+.3f} to {high:+.3f}"
