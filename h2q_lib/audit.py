@@ -440,6 +440,13 @@ def progress_clock_table(claims: ReportClaims | None = None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _clock_fits(claims: ReportClaims) -> dict[str, list[int]]:
+    """For each clock, the steps of the rows whose printed Progress it matches."""
+    return {name: [r.step for r, v in zip(claims.progress, values, strict=True)
+                   if _rounds_to(v, r.progress_pct, 1)]
+            for name, values in progress_clocks(claims).items()}
+
+
 def _step_ranges(steps: list[int], all_steps: list[int]) -> str:
     """Steps as runs of consecutive report rows: "100, 3,500–6,350"."""
     groups, current = [], []
@@ -460,11 +467,9 @@ def progress_budget_values(claims: ReportClaims | None = None) -> dict[str, str 
     share of 5 hours in percent (``budget_last_pct``)."""
     if claims is None:
         from .report import REPORT as claims
-    clock = progress_clocks(claims)[BUDGET_CLOCK]
     steps = [r.step for r in claims.progress]
-    fits = [r.step for r, v in zip(claims.progress, clock, strict=True)
-            if _rounds_to(v, r.progress_pct, 1)]
-    return {"budget_rows": _step_ranges(fits, steps), "budget_last_pct": clock[-1]}
+    return {"budget_rows": _step_ranges(_clock_fits(claims)[BUDGET_CLOCK], steps),
+            "budget_last_pct": progress_clocks(claims)[BUDGET_CLOCK][-1]}
 
 
 def check_progress_pct(claims: ReportClaims | None = None) -> AuditRow:
@@ -475,8 +480,7 @@ def check_progress_pct(claims: ReportClaims | None = None) -> AuditRow:
         from .report import REPORT as claims
     clocks = progress_clocks(claims)
     all_steps = [r.step for r in claims.progress]
-    fits = {name: [r.step for r, v in zip(claims.progress, values, strict=True)
-                   if _rounds_to(v, r.progress_pct, 1)] for name, values in clocks.items()}
+    fits = _clock_fits(claims)
     bad = [r for r in claims.progress if r.step not in fits[STEPS_CLOCK]]
     listing = "; ".join(
         f"{r.step}: {100 * r.step / claims.steps:.1f}% vs {r.progress_pct}% "

@@ -267,6 +267,9 @@ def plot_collapse(curves: list[Curve], p: float, min_step: int = MIN_STEP):
         ax.set_xlabel(f"{label} (peak-rate steps, log scale)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation loss (nats per character)")
+    # from zero, as every loss figure of the book: losses compare as ratios, and a run with
+    # few points does not blow rounding-level differences up to the whole axis
+    axes[0].set_ylim(bottom=0)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

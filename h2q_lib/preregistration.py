@@ -138,6 +138,16 @@ def read_preregistered(run_dirs: dict[str, str | os.PathLike]) -> list[Preregist
     return out
 
 
+def _outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
+    """``(steps whose band held, steps judged, largest |measured − predicted|)``; None until
+    the run has measured a predicted step."""
+    judged = beside_measurement(pred, run).dropna(subset=["held"])
+    if run is None or judged.empty:
+        return None
+    return (int((judged["held"] == "yes").sum()), len(judged),
+            float(judged["measured − predicted"].abs().max()))
+
+
 def preregistered_table(entries: list[Preregistered]) -> pd.DataFrame:
     """One row per evaluation step, for each pre-registered run its prediction, band,
     measured loss and whether the band held (``beside_measurement``), side by side."""
@@ -165,15 +175,13 @@ def preregistered_reading(entries: list[Preregistered]) -> str:
                 f"({points[0]['predicted']:.3f}) to step {points[-1]['step']:,} "
                 f"({points[-1]['predicted']:.3f})" if points else
                 f"**{name}**: the clock predicted none of its steps")
-        table = beside_measurement(pred, run)
-        judged = table.dropna(subset=["held"])
-        if run is None or judged.empty:
+        outcome = _outcome(pred, run)
+        if outcome is None:
             sentences.append(head + "; the run is not committed yet, so nothing is measured.")
             continue
-        held = int((judged["held"] == "yes").sum())
-        worst = float(judged["measured − predicted"].abs().max())
+        held, judged, worst = outcome
         sentences.append(head + f"; measured to step {run.last_step:,}: the band held at "
-                         f"{held} of {len(judged)} steps, the largest miss {worst:.3f} nats.")
+                         f"{held} of {judged} steps, the largest miss {worst:.3f} nats.")
     return " ".join(sentences)
 
 
@@ -197,11 +205,10 @@ def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
     (``preregistered_outcome``; empty when none is measured yet)."""
     outcomes = []
     for name, pred, run in entries:
-        judged = beside_measurement(pred, run).dropna(subset=["held"])
-        if run is None or judged.empty:
+        outcome = _outcome(pred, run)
+        if outcome is None:
             continue
-        held = int((judged["held"] == "yes").sum())
-        worst = float(judged["measured − predicted"].abs().max())
-        outcomes.append(f"{name} held its band at {held} of {len(judged)} predicted steps "
+        held, judged, worst = outcome
+        outcomes.append(f"{name} held its band at {held} of {judged} predicted steps "
                         f"(largest miss {worst:.2f} nats)")
     return {"preregistered_outcome": "; ".join(outcomes)}

@@ -42,7 +42,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
+
+from h2q_lib import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGE_TIMEOUT_S = 30.0
@@ -78,23 +79,10 @@ TOC_FILE = _from_env("H2Q_BOOK_TOC", "_toc.yml")
 SCREENSHOT_DIR = HTML_DIR.parent / "screenshots"
 
 
-def _toc_files(entries: list[dict[str, Any]]) -> Iterator[str]:
-    """``file:`` entries of a jb-book TOC, depth first (parts, chapters and sections)."""
-    for entry in entries:
-        if "file" in entry:
-            yield str(entry["file"])
-        for key in ("parts", "chapters", "sections"):
-            yield from _toc_files(entry.get(key) or [])
-
-
 def toc_pages() -> list[str]:
-    """The root page and every ``file:`` entry, without extension, relative to ``book/``."""
-    if not TOC_FILE.is_file():
-        return []
-    toc = yaml.safe_load(TOC_FILE.read_text(encoding="utf-8")) or {}
-    pages = [str(toc["root"])] if "root" in toc else []
-    pages += _toc_files([toc])
-    return [Path(page).with_suffix("").as_posix() for page in pages]
+    """The root page and every ``file:`` entry of the TOC, without extension, relative to
+    ``book/`` (``publish.toc_pages``); none when the TOC file is absent."""
+    return publish.toc_pages(TOC_FILE) if TOC_FILE.is_file() else []
 
 
 def root_page() -> str | None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from h2q_lib import page_checks as pc
+from h2q_lib import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -352,21 +352,10 @@ TOC_FILE = _from_env("H2Q_BOOK_TOC", "_toc.yml")
 BOOK_DIR = REPO_ROOT / "book"  # the TOC's entries are relative to it
 
 
-def _toc_files(entries: list[dict[str, Any]]) -> Iterator[str]:
-    for entry in entries:
-        if "file" in entry:
-            yield str(entry["file"])
-        for key in ("parts", "chapters", "sections"):
-            yield from _toc_files(entry.get(key) or [])
-
-
 def toc_pages() -> list[str]:
-    """The root page and every ``file:`` entry of the TOC, without extension."""
-    if not TOC_FILE.is_file():
-        return []
-    toc = yaml.safe_load(TOC_FILE.read_text(encoding="utf-8")) or {}
-    pages = ([str(toc["root"])] if "root" in toc else []) + list(_toc_files([toc]))
-    return [Path(p).with_suffix("").as_posix() for p in pages]
+    """The root page and every ``file:`` entry of the TOC, without extension, relative to
+    ``book/`` (``publish.toc_pages``); none when the TOC file is absent."""
+    return publish.toc_pages(TOC_FILE) if TOC_FILE.is_file() else []
 
 
 def _built(page_name: str) -> str:
