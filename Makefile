@@ -48,7 +48,7 @@ regression: setup
 HTML ?= _build/html
 REMOTE ?= origin
 publish: setup
-	$(BIN)/python -m h2q_lib.publish $(HTML)$(if $(PUSH), --push --remote $(REMOTE))
+	$(BIN)/python -m h2q_lib.book.publish $(HTML)$(if $(PUSH), --push --remote $(REMOTE))
 
 lint: setup
 	$(BIN)/ruff check h2q_lib tests benchmarks

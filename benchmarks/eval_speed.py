@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from h2q_lib import data
-from h2q_lib.bench import device_name, random_char_model, timed_evaluation
-from h2q_lib.checkpoint import load_model
-from h2q_lib.hardware import choose_precision, pick_device
-from h2q_lib.model import count_parameters
+from h2q_lib.bench.benchmark import device_name, random_char_model, timed_evaluation
+from h2q_lib.data import wikitext as data
+from h2q_lib.model.gpt import count_parameters
+from h2q_lib.training.checkpoint import load_model
+from h2q_lib.training.hardware import choose_precision, pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 

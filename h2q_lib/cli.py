@@ -11,8 +11,14 @@ import argparse
 import sys
 from dataclasses import fields
 
-from .errors import ConfigError, H2QError
-from .profiles import PROFILES, RuntimeConfig, TrainConfig, get_profile, split_overrides
+from h2q_lib.core.errors import ConfigError, H2QError
+from h2q_lib.training.profiles import (
+    PROFILES,
+    RuntimeConfig,
+    TrainConfig,
+    get_profile,
+    split_overrides,
+)
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
           "int | None": int}
@@ -129,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from .runs import restart_run_folder
-            from .train import check_run, train
+            from h2q_lib.core.run_folder import restart_run_folder
+            from h2q_lib.training.trainer import check_run, train
 
             recipe, runtime = split_overrides(overrides_from_args(args))
             cfg = get_profile(args.profile, **recipe)
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "predict":
             import os
 
-            from .preregistration import PREDICTION, predict_command
+            from h2q_lib.analysis.preregistration import PREDICTION, predict_command
 
             values = overrides_from_args(args)
             recipe, _ = split_overrides(values)
@@ -161,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"p = {pred['clock']['p']:g}, band ±{pred['clock']['band_nats']:.3f} nats; "
                   + ", ".join(shown) + f" -> {out}")
         elif args.command == "pipeline":
-            from .pipeline import run_pipeline
+            from h2q_lib.book.pipeline import run_pipeline
 
             run_pipeline(args.profile, data_dir=args.data_dir, runs_dir=args.runs_dir,
                          out_dir=args.out_dir, build_book=not args.no_book,
                          restart=args.restart, precision=args.precision)
         elif args.command == "bench":
-            from .bench import run_benchmark
+            from h2q_lib.bench.benchmark import run_benchmark
 
             for name in ("batch_size", "grad_accum"):
                 if getattr(args, name) < 1:
@@ -175,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
             run_benchmark(out=args.out, quick=args.quick, device=args.device,
                           batch_size=args.batch_size, grad_accum=args.grad_accum)
         elif args.command == "evaluate":
-            from .scores import evaluate_command
+            from h2q_lib.evaluation.checkpoint_scores import evaluate_command
 
             evaluate_command(args.checkpoint, protocol=args.protocol, splits=args.splits,
                              max_documents=args.max_documents, device=args.device,
                              precision=args.precision, batch_size=args.batch_size,
                              data_dir=args.data_dir, out=args.out)
         elif args.command == "export":
-            from .export import export_command
+            from h2q_lib.export.hf_export import export_command
 
             export_command(args.checkpoint, args.out, format=args.format)
     except H2QError as e:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from h2q_lib import data
+from h2q_lib.data import wikitext as data
 
 
 def pytest_configure(config):

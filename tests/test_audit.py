@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from h2q_lib import audit, baselines, data
-from h2q_lib.errors import ConfigError, DataUnavailableError
-from h2q_lib.report import REPORT, ProgressRow
-from h2q_lib.tokenizers import CharTokenizer, encode_stream
+from h2q_lib.analysis import audit
+from h2q_lib.claims import gpt2_baselines as baselines
+from h2q_lib.claims.completion_report import REPORT, ProgressRow
+from h2q_lib.core.errors import ConfigError, DataUnavailableError
+from h2q_lib.data import wikitext as data
+from h2q_lib.data.tokenizers import CharTokenizer, encode_stream
 
 OK, BAD, NC = audit.CONSISTENT, audit.INCONSISTENT, audit.NOT_CHECKABLE
 # Repo root is tests/..; the shared data sits next to it, at ../shared/data/wikitext.

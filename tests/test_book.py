@@ -14,7 +14,8 @@ import nbformat
 import pytest
 from nbval_tolerance import numbers_agree, split_numbers, texts_agree
 
-from h2q_lib import pipeline, provenance
+from h2q_lib.book import pipeline
+from h2q_lib.core import provenance
 
 ROOT = pipeline.ROOT
 SOURCES = [ROOT / "notebooks" / f"{name}.ipynb" for name in pipeline.NOTEBOOKS]
@@ -118,9 +119,9 @@ def test_a_notebook_executed_with_an_older_library_is_found(tmp_path, monkeypatc
 
 def test_notebook_modules_follow_the_library_imports():
     modules = provenance.notebook_modules(SOURCES[4])  # the performance chapter
-    assert {"performance", "reporting", "report"} <= set(modules)
-    assert "bench" not in modules and "evaluate" not in set(
-        provenance.module_closure({"performance"}))
+    assert {"bench.performance", "book.chapter_tables", "claims.completion_report"} <= set(modules)
+    assert "bench.benchmark" not in modules and "evaluation.documents" not in set(
+        provenance.module_closure({"bench.performance"}))
 
 
 # --- the pipeline -----------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_pipeline_refuses_bad_input_with_the_path_as_typed(tmp_path):
 
 
 def test_pipeline_refuses_a_held_run_folder_in_one_line_before_any_notebook(tmp_path):
-    from h2q_lib import runs
+    from h2q_lib.core import run_folder as runs
 
     folder = tmp_path / "runs" / "smoke"
     folder.mkdir(parents=True)

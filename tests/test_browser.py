@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from h2q_lib import publish
+from h2q_lib.book import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGE_TIMEOUT_S = 30.0

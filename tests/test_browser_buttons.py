@@ -186,7 +186,7 @@ def test_checks_catch_wrong_links_and_a_wrong_download(browser, tmp_path: Path) 
     site = tmp_path / "site"
     (site / "notebooks").mkdir(parents=True)
     (site / f"{page}.html").write_text(
-        html.replace(want["binder"], want["binder"].replace("02_train", "03_evaluate")),
+        html.replace(want["binder"], want["binder"].replace("02_train", "04_evaluate")),
         encoding="utf-8")
     (site / "_static").symlink_to(HTML_DIR / "_static", target_is_directory=True)
     book = tmp_path / "book"
@@ -196,6 +196,6 @@ def test_checks_catch_wrong_links_and_a_wrong_download(browser, tmp_path: Path) 
     (site / "_sources" / f"{page}.ipynb").write_text('{"cells": []}', encoding="utf-8")
     with serve(site) as url:
         problems = notebook_button_problems(browser, url, page, book)
-    assert any(p.startswith("binder links to") and "03_evaluate" in p for p in problems), problems
+    assert any(p.startswith("binder links to") and "04_evaluate" in p for p in problems), problems
     assert f"the .ipynb download is not book/{page}.ipynb" in problems, problems
     assert not any(p.startswith("colab") for p in problems), problems

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib.cli import main
-from h2q_lib.clock import (
+from h2q_lib.analysis.clock import (
     MIN_STEP,
     choose_p,
     clock,
@@ -18,10 +17,11 @@ from h2q_lib.clock import (
     leave_one_out,
     passes,
 )
-from h2q_lib.loss_law import Curve, areas, rates
-from h2q_lib.preregistration import beside_measurement, prediction
-from h2q_lib.profiles import get_profile
-from h2q_lib.report import REPORT
+from h2q_lib.analysis.loss_law import Curve, areas, rates
+from h2q_lib.analysis.preregistration import beside_measurement, prediction
+from h2q_lib.claims.completion_report import REPORT
+from h2q_lib.cli import main
+from h2q_lib.training.profiles import get_profile
 
 TRUE_P = 0.4
 
@@ -108,7 +108,7 @@ def test_a_prediction_gives_no_number_before_min_step_or_outside_the_range():
 
 
 def test_beside_measurement_says_whether_each_band_held(tmp_path):
-    from h2q_lib.curves import Run
+    from h2q_lib.analysis.curves import Run
 
     pred = {"points": [{"step": 100, "predicted": 2.5, "low": 2.45, "high": 2.55},
                        {"step": 125, "predicted": 2.4, "low": 2.35, "high": 2.45},
@@ -143,7 +143,7 @@ def test_predict_writes_the_prediction_from_the_committed_runs(tmp_path):
 
 
 def test_the_report_rows_on_the_clock_are_evaluation_rows_predicted_only_inside_the_range():
-    from h2q_lib.clock import report_rows_on_clock
+    from h2q_lib.analysis.clock import report_rows_on_clock
 
     fit = fit_clock(curves())
     table = report_rows_on_clock(fit.collapse, ("stated", "one-pass cosine")).set_index("step")
@@ -156,7 +156,7 @@ def test_the_report_rows_on_the_clock_are_evaluation_rows_predicted_only_inside_
 
 
 def test_a_reading_cannot_change_the_rows_before_its_rates_part_from_the_stated_ones():
-    from h2q_lib.clock import rows_before_readings_part
+    from h2q_lib.analysis.clock import rows_before_readings_part
 
     assert rows_before_readings_part("one-pass cosine") == (100, 500, 1000, 1500, 2000)
     assert rows_before_readings_part("micro-batch") == ()
@@ -164,8 +164,8 @@ def test_a_reading_cannot_change_the_rows_before_its_rates_part_from_the_stated_
 
 
 def test_the_compute_table_adds_up_every_committed_run(tmp_path):
-    from h2q_lib.compute import compute_table, compute_total
-    from h2q_lib.runs import write_json
+    from h2q_lib.analysis.compute import compute_table, compute_total
+    from h2q_lib.core.run_folder import write_json
 
     machine = {"processor": "CPU X", "cpu_capability": "AVX2", "torch_threads": 1}
     (tmp_path / "a").mkdir()
@@ -183,13 +183,13 @@ def test_the_compute_table_adds_up_every_committed_run(tmp_path):
 
 
 def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path):
-    from h2q_lib.preregistration import (
+    from h2q_lib.analysis.preregistration import (
         PREDICTION,
         preregistered_reading,
         preregistered_table,
         read_preregistered,
     )
-    from h2q_lib.runs import write_json
+    from h2q_lib.core.run_folder import write_json
 
     fit = fit_clock(curves())
     cfg = get_profile("prefix", steps=200, warmup=0, eval_every=50)
@@ -205,8 +205,8 @@ def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path)
 
 
 def test_the_clock_needs_three_runs_and_says_why_and_the_finding_says_it_too():
-    from h2q_lib.clock import analyse_clock, clock_values
-    from h2q_lib.findings import readings_finding
+    from h2q_lib.analysis.clock import analyse_clock, clock_values
+    from h2q_lib.book.findings import readings_finding
 
     fit, summed, missing = analyse_clock(curves()[:2])
     assert fit is None and summed == [] and "at least 3 runs" in missing
@@ -224,7 +224,7 @@ def test_the_clock_needs_three_runs_and_says_why_and_the_finding_says_it_too():
 
 
 def test_the_final_loss_is_predicted_only_inside_a_passing_clocks_range():
-    from h2q_lib.findings import final_loss_values
+    from h2q_lib.book.findings import final_loss_values
 
     base = {"longest_run_steps": 1000, "clock_fitted": True, "clock_passed": True,
             "clock_band": 0.03, "clock_stated_last_step": 1000}
@@ -240,7 +240,7 @@ def test_the_final_loss_is_predicted_only_inside_a_passing_clocks_range():
 
 
 def test_a_clock_that_failed_its_check_gives_no_row_numbers():
-    from h2q_lib.clock import clock_rows_table
+    from h2q_lib.analysis.clock import clock_rows_table
 
     made = [synthetic("stated", get_profile("prefix", steps=1000), p=0.0),
             synthetic("micro-batch", get_profile("prefix", steps=500, reading="micro-batch"),

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib import curves
-from h2q_lib.loss_law import areas, law, rates
-from h2q_lib.profiles import get_profile
+from h2q_lib.analysis import curves
+from h2q_lib.analysis.loss_law import areas, law, rates
+from h2q_lib.training.profiles import get_profile
 
 LAW = np.array([1.2, 0.9, 0.45, 60.0])
 
@@ -44,7 +44,7 @@ def test_reading_rates_say_where_each_reading_warms_up_and_decays():
 
 @pytest.mark.parametrize("name", ["stated", "micro-batch"])
 def test_first_step_at_inverts_a_readings_position(name):
-    from h2q_lib.readings import get_reading
+    from h2q_lib.training.readings import get_reading
     reading = get_reading(name)
     for position in (0, 1, 3, 4, 1999, 6349):
         step = reading.first_step_at(position, grad_accum=4)  # counted from 1
@@ -220,7 +220,7 @@ def test_controls_are_compared_with_the_stated_run_at_common_steps(tmp_path):
 
 
 def test_a_fit_that_switches_off_the_floor_and_the_annealing_term_says_so():
-    from h2q_lib.loss_law import LawFit
+    from h2q_lib.analysis.loss_law import LawFit
     power_law = LawFit(params=(0.0, 1.4, 0.14, 0.0), fitted_on=("a",), points=3, min_step=100,
                        rmse=0.1, bootstrap=np.zeros((1, 4)))
     sentence = curves._degenerate_terms(power_law)

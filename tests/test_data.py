@@ -1,4 +1,5 @@
-"""Tests for h2q_lib.data: loading, the report's preprocessing, statistics and token caches.
+"""Tests for h2q_lib.data.wikitext: loading, the report's preprocessing, statistics and
+token caches.
 
 The numbers checked against the local files are the ones documented in
 ``shared/data/wikitext/SOURCES.md`` (line counts, byte sizes, sha256, published word counts)
@@ -16,9 +17,11 @@ import datasets
 import numpy as np
 import pytest
 
-from h2q_lib import data, hub, token_cache
-from h2q_lib.errors import ConfigError, DataUnavailableError
-from h2q_lib.tokenizers import CharTokenizer, GPT2Tokenizer, encode_stream, smallest_uint_dtype
+from h2q_lib.core import offline_hub as hub
+from h2q_lib.core.errors import ConfigError, DataUnavailableError
+from h2q_lib.data import token_cache
+from h2q_lib.data import wikitext as data
+from h2q_lib.data.tokenizers import CharTokenizer, GPT2Tokenizer, encode_stream, smallest_uint_dtype
 
 VALID_SHA256 = "4cd0f6876d07a413aa911261ff6d363c72d757d47f0fdd6015702014c89cb9c7"
 TEST_SHA256 = "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08"

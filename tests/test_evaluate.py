@@ -1,4 +1,5 @@
-"""Tests of h2q_lib.evaluate: windows, de-tokenization, exact metrics, consistency, GPT-2,
+"""Tests of h2q_lib.evaluation.documents: windows, de-tokenization, exact metrics,
+consistency, GPT-2,
 checkpoints, stored evaluations and ``h2q evaluate``."""
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from h2q_lib import data, gpt2, hardware, hub, provenance, scores
-from h2q_lib import evaluate as evaluate_module
-from h2q_lib.checkpoint import save_weights
 from h2q_lib.cli import main as h2q_main
-from h2q_lib.errors import CheckpointError
-from h2q_lib.evaluate import (
+from h2q_lib.core import offline_hub as hub
+from h2q_lib.core import provenance
+from h2q_lib.core.errors import CheckpointError
+from h2q_lib.core.run_folder import prepare_run_folder
+from h2q_lib.data import wikitext as data
+from h2q_lib.data.tokenizers import CharTokenizer, GPT2Tokenizer
+from h2q_lib.evaluation import checkpoint_scores as scores
+from h2q_lib.evaluation import documents as evaluate_module
+from h2q_lib.evaluation.checkpoint_scores import EVAL_MODULES, evaluate_checkpoint, evaluate_run
+from h2q_lib.evaluation.documents import (
     EvalResult,
     evaluate_documents,
     gpt2_protocol,
@@ -31,11 +37,11 @@ from h2q_lib.evaluate import (
     rolling_windows,
     wikitext_detokenizer,
 )
-from h2q_lib.gpt2 import WeightsUnavailableError, load_gpt2, tiny_gpt2
-from h2q_lib.model import GPT, GPTConfig
-from h2q_lib.runs import prepare_run_folder
-from h2q_lib.scores import EVAL_MODULES, evaluate_checkpoint, evaluate_run
-from h2q_lib.tokenizers import CharTokenizer, GPT2Tokenizer
+from h2q_lib.model import gpt2
+from h2q_lib.model.gpt import GPT, GPTConfig
+from h2q_lib.model.gpt2 import WeightsUnavailableError, load_gpt2, tiny_gpt2
+from h2q_lib.training import hardware
+from h2q_lib.training.checkpoint import save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get(data.DATA_DIR_ENV) or REPO.parent / "shared" / "data" / "wikitext")
@@ -568,16 +574,17 @@ def test_cli_evaluate_a_missing_checkpoint(tmp_path, capsys):
 def test_the_library_works_without_lm_eval():
     code = (
         "import sys; sys.modules['lm_eval'] = None\n"  # import lm_eval now fails
-        "import h2q_lib, h2q_lib.evaluate, h2q_lib.gpt2, h2q_lib.data, h2q_lib.cli\n"
+        "import h2q_lib, h2q_lib.evaluation.documents, h2q_lib.model.gpt2\n"
+        "import h2q_lib.data.wikitext, h2q_lib.cli\n"
         "try:\n"
-        "    import h2q_lib.harness\n"
+        "    import h2q_lib.evaluation.lm_eval_adapter\n"
         "except ImportError as e:\n"
         "    print('harness:', e)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "harness: h2q_lib.harness needs lm-evaluation-harness" in done.stdout
+    assert "harness: h2q_lib.evaluation.lm_eval_adapter needs lm-evaluation-harness" in done.stdout
     assert "lm-eval==0.4.13" in done.stdout
 
 

@@ -25,21 +25,21 @@ import torch
 
 pytest.importorskip("transformers")
 
-from h2q_lib import data  # noqa: E402
-from h2q_lib.checkpoint import load_model, save_weights  # noqa: E402
-from h2q_lib.errors import ConfigError, H2QError  # noqa: E402
-from h2q_lib.evaluate import wikitext_detokenizer  # noqa: E402
-from h2q_lib.export import (  # noqa: E402
+from h2q_lib.core.errors import ConfigError, H2QError  # noqa: E402
+from h2q_lib.data import wikitext as data  # noqa: E402
+from h2q_lib.data.tokenizers import GPT2Tokenizer, WordTokenizer  # noqa: E402
+from h2q_lib.evaluation.checkpoint_scores import evaluate_run  # noqa: E402
+from h2q_lib.evaluation.documents import wikitext_detokenizer  # noqa: E402
+from h2q_lib.export.hf_export import (  # noqa: E402
     ExportError,
     export_command,
     export_hf,
     hf_state_dict,
 )
-from h2q_lib.model import GPT, GPTConfig  # noqa: E402
-from h2q_lib.profiles import RuntimeConfig, get_profile  # noqa: E402
-from h2q_lib.scores import evaluate_run  # noqa: E402
-from h2q_lib.tokenizers import GPT2Tokenizer, WordTokenizer  # noqa: E402
-from h2q_lib.train import train  # noqa: E402
+from h2q_lib.model.gpt import GPT, GPTConfig  # noqa: E402
+from h2q_lib.training.checkpoint import load_model, save_weights  # noqa: E402
+from h2q_lib.training.profiles import RuntimeConfig, get_profile  # noqa: E402
+from h2q_lib.training.trainer import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N_PAGES = 2  # Robert Boulter and Du Fu (24 kB): many windows of a 128-character context
@@ -81,7 +81,7 @@ def smoke_run(tmp_path_factory, data_dir) -> Path:
 @pytest.fixture(scope="module")
 def exported(smoke_run) -> Path:
     """``h2q export runs/smoke out --format hf``, run as a command."""
-    _run([sys.executable, "-m", "h2q_lib.export", "smoke", "out", "--format", "hf"],
+    _run([sys.executable, "-m", "h2q_lib.export.hf_export", "smoke", "out", "--format", "hf"],
          cwd=smoke_run.parent)
     return smoke_run.parent / "out"
 
@@ -165,7 +165,8 @@ def test_state_dict_mapping_transposes_linear_layers():
 @pytest.mark.slow
 def test_lm_eval_hf_on_the_export_reproduces_h2q_evaluate(exported, smoke_run, test_pages,
                                                           tmp_path):
-    harness = pytest.importorskip("h2q_lib.harness")  # the local copy of lm-eval's task
+    # the local copy of lm-eval's task
+    harness = pytest.importorskip("h2q_lib.evaluation.lm_eval_adapter")
     lm_eval_cli = Path(sys.executable).parent / "lm_eval"
     if not lm_eval_cli.is_file():
         pytest.skip("lm-eval's command line is not installed (the test extra)")
@@ -232,7 +233,7 @@ def test_gpt2_tokenizer_checkpoint_exports_gpt2_bpe(tmp_path, test_pages):
 
 @pytest.fixture
 def small_checkpoint(tmp_path) -> Path:
-    from h2q_lib.tokenizers import CharTokenizer
+    from h2q_lib.data.tokenizers import CharTokenizer
 
     tokenizer = CharTokenizer.train(["some text\n"], vocab_size=12)
     cfg = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2,
@@ -283,7 +284,7 @@ def test_word_tokenizer_checkpoint_is_refused_in_one_line(tmp_path):
 
 
 def test_main_prints_one_line_on_bad_input(tmp_path, capsys):
-    from h2q_lib.export import main
+    from h2q_lib.export.hf_export import main
 
     assert main(["nothing", str(tmp_path / "out"), "--format", "hf"]) == 2
     err = capsys.readouterr().err

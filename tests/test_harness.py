@@ -4,7 +4,7 @@ lm-eval's ``wikitext`` task (its own YAML, detokenizer, word/byte counts and agg
 runs on local pages through ``lm_eval.simple_evaluate``; the project's path
 (``scores.evaluate_checkpoint``) must give the same word perplexity, byte perplexity and
 bits per byte, for a Hugging Face GPT-2 through lm-eval's ``hf`` model and for the project's
-char model through the ``h2q`` adapter (``h2q_lib.harness``).
+char model through the ``h2q`` adapter (``h2q_lib.evaluation.lm_eval_adapter``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.api.registry import get_model  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from h2q_lib import data, harness  # noqa: E402
-from h2q_lib.checkpoint import save_weights  # noqa: E402
-from h2q_lib.errors import ConfigError  # noqa: E402
-from h2q_lib.evaluate import evaluate_documents, wikitext_detokenizer  # noqa: E402
-from h2q_lib.gpt2 import save_gpt2_folder, tiny_gpt2  # noqa: E402
-from h2q_lib.model import GPT, GPTConfig  # noqa: E402
-from h2q_lib.scores import evaluate_checkpoint  # noqa: E402
-from h2q_lib.tokenizers import CharTokenizer  # noqa: E402
+from h2q_lib.core.errors import ConfigError  # noqa: E402
+from h2q_lib.data import wikitext as data
+from h2q_lib.data.tokenizers import CharTokenizer  # noqa: E402
+from h2q_lib.evaluation import lm_eval_adapter as harness  # noqa: E402
+from h2q_lib.evaluation.checkpoint_scores import evaluate_checkpoint  # noqa: E402
+from h2q_lib.evaluation.documents import evaluate_documents, wikitext_detokenizer  # noqa: E402
+from h2q_lib.model.gpt import GPT, GPTConfig  # noqa: E402
+from h2q_lib.model.gpt2 import save_gpt2_folder, tiny_gpt2  # noqa: E402
+from h2q_lib.training.checkpoint import save_weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get(data.DATA_DIR_ENV) or REPO.parent / "shared" / "data" / "wikitext")
@@ -300,7 +301,8 @@ def test_python_m_runs_lm_evals_command_line(tmp_path, pages):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     # as HARNESS.md documents it; device=cpu in model_args beside lm-eval's own --device
     # default (cuda:0) must not be an argument given twice
-    cmd = [sys.executable, "-m", "h2q_lib.harness", "--model", "h2q", "--model_args",
+    cmd = [sys.executable, "-m", "h2q_lib.evaluation.lm_eval_adapter", "--model", "h2q",
+           "--model_args",
            f"checkpoint={weights},device=cpu,precision=fp32", "--tasks", harness.WIKITEXT_TASK,
            "--include_path", str(task), "--output_path", str(tmp_path / "out")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)

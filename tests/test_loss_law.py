@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from h2q_lib.loss_law import Curve, areas, fit_law, held_out_errors, law, rates
-from h2q_lib.profiles import get_profile
+from h2q_lib.analysis.loss_law import Curve, areas, fit_law, held_out_errors, law, rates
+from h2q_lib.training.profiles import get_profile
 
 TRUE = np.array([1.2, 0.9, 0.45, 60.0])  # L0, A, alpha, C
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from h2q_lib import metrics
-from h2q_lib.errors import ConfigError
+from h2q_lib.core.errors import ConfigError
+from h2q_lib.evaluation import metrics
 
 
 @pytest.mark.parametrize("vocab", [2, 127, 50_257])
@@ -107,7 +107,7 @@ def test_numpy_scalars_are_accepted():
 
 
 def test_the_loss_for_a_word_perplexity_inverts_the_word_perplexity():
-    from h2q_lib.metrics import loss_for_word_perplexity, word_perplexity
+    from h2q_lib.evaluation.metrics import loss_for_word_perplexity, word_perplexity
 
     loss = loss_for_word_perplexity(37.5, n_tokens=1_000, n_words=200)
     assert loss == pytest.approx(math.log(37.5) * 200 / 1_000)

@@ -1,4 +1,4 @@
-"""The reader-facing checks of ``h2q_lib.page_checks`` (issue #34).
+"""The reader-facing checks of ``h2q_lib.book.page_checks`` (issue #34).
 
 Each check is shown to catch a deliberately broken page and to pass a clean one; the HTML
 fragments copy how the book's toolchain (jupyter-book 1.x, myst-nb) renders the same things
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from h2q_lib import page_checks as pc
-from h2q_lib import publish
+from h2q_lib.book import page_checks as pc
+from h2q_lib.book import publish
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,8 @@ def test_object_reprs_pass_a_clean_page() -> None:
 
 @pytest.mark.parametrize("body, expected", [
     (HIGHLIGHTED_MARKDOWN_REPR, "<IPython.core.display.Markdown object>"),
-    ("<p>&lt;h2q_lib.report.Report object at 0x7f3a2c1d9e50&gt;</p>", "Report object at 0x"),
+    ("<p>&lt;h2q_lib.claims.completion_report.Report object at 0x7f3a2c1d9e50&gt;</p>",
+     "Report object at 0x"),
     (cell_output("&lt;pandas.io.formats.style.Styler at 0x7f00aa&gt;"), "Styler at 0x7f00aa"),
     (cell_output("&lt;Figure size 640x480 with 1 Axes&gt;"), "<Figure size 640x480"),
     (cell_output("&lt;bound method Model.forward of GPT()&gt;"), "<bound method"),
@@ -415,7 +416,7 @@ def _after_title(html: str, insert: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_checks_catch_a_defect_injected_into_a_built_page(check: str) -> None:
-    name = "notebooks/03_evaluate"
+    name = "notebooks/04_evaluate"
     if name not in toc_pages():
         pytest.skip(f"{name} is not in {TOC_FILE}")
     clean = _after_title(_built(name), FINDING)  # answers first, whatever the chapter does

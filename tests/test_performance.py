@@ -10,8 +10,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from h2q_lib import bench, cli, performance
-from h2q_lib.model import GPT, GPTConfig
+from h2q_lib import cli
+from h2q_lib.bench import benchmark as bench
+from h2q_lib.bench import performance
+from h2q_lib.model.gpt import GPT, GPTConfig
 
 
 def test_linear_flops_count_every_weight_matrix_of_the_model():

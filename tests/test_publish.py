@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from h2q_lib import publish
-from h2q_lib.errors import ConfigError
+from h2q_lib.book import publish
+from h2q_lib.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT_ENV = {"GIT_AUTHOR_NAME": "h2q test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -88,8 +88,8 @@ def test_publish_does_not_push_unless_asked(tmp_path, repos):
 def test_publish_refuses_a_book_without_every_chapter(tmp_path, repos):
     work, _ = repos
     html = fake_book(tmp_path / "html")
-    (html / "notebooks" / "03_evaluate.html").unlink()
-    with pytest.raises(ConfigError, match=r"lacks notebooks/03_evaluate\.html"):
+    (html / "notebooks" / "04_evaluate.html").unlink()
+    with pytest.raises(ConfigError, match=r"lacks notebooks/04_evaluate\.html"):
         publish.publish(html, repo=work)
     with pytest.raises(ConfigError, match="make book"):
         publish.publish(tmp_path / "not-built", repo=work)
@@ -104,5 +104,5 @@ def test_make_publish_pushes_only_with_push_1():
                               cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
     plain, pushed = dry_run(), dry_run("PUSH=1", "REMOTE=upstream")
-    assert "-m h2q_lib.publish" in plain and "--push" not in plain
-    assert "-m h2q_lib.publish" in pushed and "--push --remote upstream" in pushed
+    assert "-m h2q_lib.book.publish" in plain and "--push" not in plain
+    assert "-m h2q_lib.book.publish" in pushed and "--push --remote upstream" in pushed

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from h2q_lib.cli import build_parser, main, overrides_from_args
-from h2q_lib.profiles import PROFILES, RuntimeConfig, get_profile, split_overrides
+from h2q_lib.training.profiles import PROFILES, RuntimeConfig, get_profile, split_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -66,7 +66,7 @@ def check_h2q(args: list[str]) -> None:
         get_profile(parsed.profile, **recipe)
         RuntimeConfig(**runtime).validate()
     elif parsed.command == "evaluate":
-        from h2q_lib.scores import PROTOCOLS
+        from h2q_lib.evaluation.checkpoint_scores import PROTOCOLS
 
         assert parsed.protocol in PROTOCOLS
         assert (ROOT / parsed.checkpoint).exists() or parsed.checkpoint.startswith("runs/")
@@ -90,7 +90,7 @@ def check_lm_eval(args: list[str]) -> None:
 
 
 def check_harness(args: list[str]) -> None:
-    harness = pytest.importorskip("h2q_lib.harness")
+    harness = pytest.importorskip("h2q_lib.evaluation.lm_eval_adapter")
     assert args[args.index("--model") + 1] == harness.MODEL_NAME
     model_args = dict(kv.split("=", 1) for kv in args[args.index("--model_args") + 1].split(","))
     assert set(model_args) <= set(harness.MODEL_ARGS), model_args
@@ -112,7 +112,7 @@ def check_python_code(code: str) -> None:
         elif isinstance(node, ast.Dict):
             keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
             if "checkpoint" in keys:  # model_args of the h2q model
-                harness = pytest.importorskip("h2q_lib.harness")
+                harness = pytest.importorskip("h2q_lib.evaluation.lm_eval_adapter")
                 assert keys <= set(harness.MODEL_ARGS), keys
 
 
@@ -156,7 +156,7 @@ def check(command: str) -> None:
         assert importlib.util.find_spec(module) is not None, module
         if module == "h2q_lib.cli":
             check_h2q(words[3:])
-        elif module == "h2q_lib.harness":
+        elif module == "h2q_lib.evaluation.lm_eval_adapter":
             check_harness(words[3:])
         else:
             parser = getattr(importlib.import_module(module), "build_parser", None)
@@ -178,7 +178,7 @@ def check(command: str) -> None:
                 assert words[i + 1] in params, words[i + 1]
                 given[words[i + 1]] = words[i + 2]
         if "overrides" in given:  # the recipe it asks for is valid (warm-up within the schedule)
-            from h2q_lib.profiles import notebook_configs
+            from h2q_lib.training.profiles import notebook_configs
 
             notebook_configs(given.get("profile", "prefix"), given["overrides"])
     elif head == "mkdir":

@@ -26,25 +26,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from h2q_lib import checkpoint as ckpt
-from h2q_lib import runs
-from h2q_lib import token_cache as tc
-from h2q_lib import train as train_mod
 from h2q_lib.cli import main as cli_main
-from h2q_lib.data import load_split
-from h2q_lib.errors import (
+from h2q_lib.core import run_folder as runs
+from h2q_lib.core.errors import (
     CheckpointError,
     ConfigError,
     DataUnavailableError,
     H2QError,
     TrainingDivergedError,
 )
-from h2q_lib.metrics import perplexity, safe_exp
-from h2q_lib.model import GPT, GPTConfig
-from h2q_lib.profiles import RuntimeConfig, TrainConfig, get_profile
-from h2q_lib.runs import RunFolderError, RunLock
-from h2q_lib.tokenizers import tokenizer_from_dict
-from h2q_lib.train import train
+from h2q_lib.core.run_folder import RunFolderError, RunLock
+from h2q_lib.data import token_cache as tc
+from h2q_lib.data.tokenizers import tokenizer_from_dict
+from h2q_lib.data.wikitext import load_split
+from h2q_lib.evaluation.metrics import perplexity, safe_exp
+from h2q_lib.model.gpt import GPT, GPTConfig
+from h2q_lib.training import checkpoint as ckpt
+from h2q_lib.training import trainer as train_mod
+from h2q_lib.training.profiles import RuntimeConfig, TrainConfig, get_profile
+from h2q_lib.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_CONFIG = "wikitext-2-raw-v1"  # the smoke profile's text
@@ -214,7 +214,7 @@ def test_resume_falls_back_past_a_corrupt_checkpoint_and_matches_an_uninterrupte
 # --- row 2: two writers on one run folder ----------------------------------------------------
 
 HOLDER = """import sys
-from h2q_lib.runs import RunLock
+from h2q_lib.core.run_folder import RunLock
 with RunLock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()
@@ -406,8 +406,8 @@ def replace(src, dst):
         os.kill(os.getpid(), signal.SIGKILL)
     return real(src, dst)
 os.replace = replace
-from h2q_lib.profiles import RuntimeConfig, TrainConfig
-from h2q_lib.train import train
+from h2q_lib.training.profiles import RuntimeConfig, TrainConfig
+from h2q_lib.training.trainer import train
 train(TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1],
       RuntimeConfig(**json.loads(sys.argv[3])))
 """
@@ -881,7 +881,7 @@ def test_restart_refuses_a_folder_the_project_did_not_make(tmp_path):
         runs.restart_run_folder(mine)
     assert (mine / "chapter1.tex").read_text() == "years of work"
     # the notebooks' restart parameter goes through the same function
-    from h2q_lib.reporting import prepare_run_data
+    from h2q_lib.book.chapter_tables import prepare_run_data
 
     with pytest.raises(RunFolderError, match="nothing in it was deleted"):
         prepare_run_data(TINY, mine, restart=True)
@@ -923,7 +923,7 @@ def strict_json(text: str) -> object:
 
 def test_a_resumed_auto_run_keeps_the_precision_it_began_with(interrupted, base, data_dir,
                                                               monkeypatch, capsys):
-    from h2q_lib import hardware
+    from h2q_lib.training import hardware
 
     # this session's probe would pick bf16; the run began (and checkpointed) in fp32
     monkeypatch.setattr(hardware, "measured_bf16_speedup", lambda threads=None: 4.0)
@@ -1001,7 +1001,7 @@ EVAL = dict(protocols=("report",), splits=("validation",), max_documents=1, devi
 @pytest.fixture(scope="module")
 def scored(base, tmp_path_factory, data_dir) -> Path:
     """The base run with one page of its validation split scored into evaluation.json."""
-    from h2q_lib.scores import evaluate_run
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_run
 
     run = Path(shutil.copytree(base, tmp_path_factory.mktemp("scored") / "run"))
     evaluate_run(run, data_dir=data_dir, **EVAL)
@@ -1014,7 +1014,7 @@ def evaluated(scored, tmp_path) -> Path:
 
 
 def test_a_flipped_bit_in_the_weights_is_named_not_a_stored_result_reused(evaluated, data_dir):
-    from h2q_lib.scores import evaluate_run
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_run
 
     flip(evaluated / "final_model.safetensors", "bit")
     said = []
@@ -1061,7 +1061,7 @@ def test_an_edited_stored_result_is_scored_again_and_said(evaluated, data_dir, c
 def test_weights_of_another_recipe_in_a_run_are_refused_and_rewritten(evaluated, base, runtime,
                                                                       cache, tmp_path, data_dir,
                                                                       capsys):
-    from h2q_lib.scores import evaluate_run
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_run
 
     other = tmp_path / "other"
     train(dataclasses.replace(TINY, n_embd=16, n_ff=32, steps=2, sample_tokens=0), other,
@@ -1282,7 +1282,7 @@ def test_every_json_file_of_a_run_is_strict_json_even_with_infinities(base, tmp_
             strict_json(line)
 
 
-# --- row 18: python -m h2q_lib.harness with bad --model_args ---------------------------------
+# --- row 18: python -m h2q_lib.evaluation.lm_eval_adapter with bad --model_args -------
 
 
 @pytest.mark.parametrize("model_args,needle", [
@@ -1293,7 +1293,7 @@ def test_every_json_file_of_a_run_is_strict_json_even_with_infinities(base, tmp_
     ({"checkpoint": "x.safetensors", "max_gen_toks": "0"}, "max_gen_toks='0'"),
 ], ids=["missing checkpoint", "unknown key", "bad seed", "max_gen_toks 0"])
 def test_bad_model_args_to_the_harness_are_one_line(tmp_path, monkeypatch, model_args, needle):
-    harness = pytest.importorskip("h2q_lib.harness")
+    harness = pytest.importorskip("h2q_lib.evaluation.lm_eval_adapter")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(H2QError, match=re.escape(needle)) as e:
         harness.H2QLM.create_from_arg_obj(model_args, {"device": "cuda:0", "batch_size": 1})
@@ -1303,18 +1303,19 @@ def test_bad_model_args_to_the_harness_are_one_line(tmp_path, monkeypatch, model
 @pytest.mark.slow
 def test_the_harness_command_line_ends_bad_model_args_in_one_line(tmp_path):
     pytest.importorskip("lm_eval")
-    proc = subprocess.run([sys.executable, "-m", "h2q_lib.harness", "--model", "h2q",
+    proc = subprocess.run([sys.executable, "-m", "h2q_lib.evaluation.lm_eval_adapter",
+                           "--model", "h2q",
                            "--model_args", "checkpoint=x.safetensors,colour=red",
                            "--tasks", "wikitext"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("h2q_lib.harness: error: model_args='colour'"), last
+    assert last.startswith("h2q_lib.evaluation.lm_eval_adapter: error: model_args='colour'"), last
     assert "Traceback" not in proc.stderr
 
 
 def test_the_harness_records_the_device_it_runs_on():
-    harness = pytest.importorskip("h2q_lib.harness")
+    harness = pytest.importorskip("h2q_lib.evaluation.lm_eval_adapter")
     argv = ["--model", "h2q", "--model_args", "checkpoint=x.safetensors", "--tasks", "wikitext"]
     assert harness._with_device(argv)[-2:] == ["--device", harness.pick_device("auto")]
     assert harness._with_device([*argv[:3], "checkpoint=x,device=cpu", *argv[4:]])[-1] == "cpu"

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from h2q_lib import runs
-from h2q_lib import train as train_mod
 from h2q_lib.cli import main as cli_main
-from h2q_lib.errors import ConfigError
-from h2q_lib.profiles import RuntimeConfig, TrainConfig, get_profile
-from h2q_lib.runs import RunFolderError
-from h2q_lib.train import train
+from h2q_lib.core import run_folder as runs
+from h2q_lib.core.errors import ConfigError
+from h2q_lib.core.run_folder import RunFolderError
+from h2q_lib.training import trainer as train_mod
+from h2q_lib.training.profiles import RuntimeConfig, TrainConfig, get_profile
+from h2q_lib.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32,
@@ -204,9 +204,9 @@ def test_restart_checks_every_value_before_removing_the_run(finished, data_dir, 
 
 @pytest.fixture
 def small_checkpoint(tmp_path) -> Path:
-    from h2q_lib.checkpoint import save_weights
-    from h2q_lib.model import GPT, GPTConfig
-    from h2q_lib.tokenizers import CharTokenizer
+    from h2q_lib.data.tokenizers import CharTokenizer
+    from h2q_lib.model.gpt import GPT, GPTConfig
+    from h2q_lib.training.checkpoint import save_weights
 
     pytest.importorskip("transformers")
     tokenizer = CharTokenizer.train(["some text\n"], vocab_size=12)
@@ -223,7 +223,7 @@ def small_checkpoint(tmp_path) -> Path:
 ])
 def test_export_never_replaces_a_folder_it_did_not_write(small_checkpoint, tmp_path, files):
     """row 3: a user's save_pretrained folder (or one holding only a README) stays."""
-    from h2q_lib.export import export_hf
+    from h2q_lib.export.hf_export import export_hf
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -238,7 +238,7 @@ def test_export_never_replaces_a_folder_it_did_not_write(small_checkpoint, tmp_p
 
 def test_export_replaces_its_own_earlier_export(small_checkpoint, tmp_path):
     """row 3's boundary: an earlier export carries the marker and is replaced."""
-    from h2q_lib.export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
 
     out = export_hf(small_checkpoint, tmp_path / "out")
     assert (out / EXPORT_MARKER).is_file()
@@ -250,7 +250,7 @@ def test_export_replaces_its_own_earlier_export(small_checkpoint, tmp_path):
 def test_temporaries_of_a_killed_export_are_removed_by_the_next(small_checkpoint, tmp_path):
     """row 6: what kill -9 left (``.OUT.*.tmp/``, ``.OUT.*.old/``) goes; a user's look-alike
     without the marker stays."""
-    from h2q_lib.export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
 
     left_tmp = tmp_path / ".out.abcd1234.tmp"
     left_old = tmp_path / ".out.efgh5678.old" / "export"
@@ -271,7 +271,7 @@ def test_sigterm_during_an_export_leaves_no_temporary(small_checkpoint, tmp_path
     import os
     import signal
 
-    from h2q_lib import export as export_mod
+    from h2q_lib.export import hf_export as export_mod
 
     def killed(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
@@ -288,7 +288,7 @@ def test_export_into_an_existing_empty_folder_and_the_working_folder(small_check
                                                                      tmp_path, monkeypatch):
     """row 10: OUT ``.`` and an existing empty OUT are written into; a dangling symbolic
     link is one line."""
-    from h2q_lib.export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -314,9 +314,9 @@ def test_export_into_an_existing_empty_folder_and_the_working_folder(small_check
 
 def test_scoring_defaults_to_fp32_whatever_a_timing_probe_says(monkeypatch):
     """row 21: a probe that finds bf16 10x faster no longer changes the scoring precision."""
-    from h2q_lib import hardware
     from h2q_lib.cli import build_parser
-    from h2q_lib.evaluate import resolve_precision
+    from h2q_lib.evaluation.documents import resolve_precision
+    from h2q_lib.training import hardware
 
     def probe(*args, **kwargs):
         raise AssertionError("scoring ran the timing probe")
@@ -332,7 +332,7 @@ def test_scoring_defaults_to_fp32_whatever_a_timing_probe_says(monkeypatch):
 
 @pytest.fixture
 def char_export(small_checkpoint, tmp_path) -> Path:
-    from h2q_lib.export import export_hf
+    from h2q_lib.export.hf_export import export_hf
 
     return export_hf(small_checkpoint, tmp_path / "export")
 
@@ -341,7 +341,7 @@ def test_a_char_export_is_scored_with_its_own_tokenizer(small_checkpoint, char_e
                                                          data_dir, tmp_path):
     """row 23: ``h2q evaluate EXPORT`` of a char export gives the checkpoint's own scores
     (it raised IndexError: GPT-2's BPE ids beyond the 12-id vocabulary)."""
-    from h2q_lib.scores import evaluate_command
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_command
 
     scores = {}
     for name, source in (("export", char_export), ("checkpoint", small_checkpoint)):
@@ -359,8 +359,8 @@ def test_the_harness_reads_a_char_export_with_its_own_tokenizer(small_checkpoint
                                                                  char_export):
     """row 23: the lm-eval adapter encodes as the run's tokenizer does."""
     pytest.importorskip("lm_eval")
-    from h2q_lib.checkpoint import load_model
-    from h2q_lib.harness import H2QLM
+    from h2q_lib.evaluation.lm_eval_adapter import H2QLM
+    from h2q_lib.training.checkpoint import load_model
 
     _, tokenizer, _ = load_model(small_checkpoint, "cpu")
     lm = H2QLM(checkpoint=str(char_export), device="cpu")
@@ -380,7 +380,7 @@ def test_a_signal_to_the_pipeline_is_forwarded_to_its_kernel_as_an_interrupt(tmp
     import sys
     import time
 
-    from h2q_lib.pipeline import forward_interrupts
+    from h2q_lib.book.pipeline import forward_interrupts
 
     flag = tmp_path / "got"
     child = subprocess.Popen(
@@ -403,8 +403,8 @@ def test_a_signal_to_the_pipeline_is_forwarded_to_its_kernel_as_an_interrupt(tmp
 
 
 NOTEBOOK_TRAINS = """
-from h2q_lib.profiles import RuntimeConfig, get_profile
-from h2q_lib.train import train
+from h2q_lib.training.profiles import RuntimeConfig, get_profile
+from h2q_lib.training.trainer import train
 cfg = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32,
                   batch_size=4, grad_accum=1, steps=100000, warmup=1, eval_every=100000,
                   eval_batches=1, log_every=1, ckpt_every=100000, sample_tokens=0)
@@ -463,7 +463,7 @@ def test_a_signal_to_h2q_pipeline_saves_the_trainers_step_and_ends_in_one_line(
 
 
 def _entry(sha: str, precision: str, nll_sum: float) -> dict:
-    from h2q_lib.metrics import summarize
+    from h2q_lib.evaluation.metrics import summarize
 
     counts = {"tokens": 100, "characters": 100, "utf8_bytes": 100, "whitespace_words": 20,
               "wikitext_words": 20, "documents": 1}
@@ -475,8 +475,8 @@ def _entry(sha: str, precision: str, nll_sum: float) -> dict:
 def test_the_model_card_shows_checked_fp32_scores_and_says_so(small_checkpoint, tmp_path):
     """row 22: bf16 entries are not shown as lm-eval's; row 7: an edited, mistyped or
     missing metric is left out, and an overflowed (null) perplexity is shown as ∞."""
-    from h2q_lib.export import EXPORT_MARKER, export_hf
-    from h2q_lib.scores import checkpoint_identity
+    from h2q_lib.evaluation.checkpoint_scores import checkpoint_identity
+    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
 
     sha = checkpoint_identity(small_checkpoint)["weights_sha256"]
     edited = _entry(sha, "fp32", 200.0)
@@ -504,9 +504,9 @@ def test_empty_input_is_said_as_such_and_an_empty_page_scores_0():
     """row 24: ``evaluate_documents([])`` said "n_tokens=0 is not allowed"."""
     import torch
 
-    from h2q_lib.evaluate import evaluate_documents
-    from h2q_lib.model import GPT, GPTConfig
-    from h2q_lib.tokenizers import CharTokenizer
+    from h2q_lib.data.tokenizers import CharTokenizer
+    from h2q_lib.evaluation.documents import evaluate_documents
+    from h2q_lib.model.gpt import GPT, GPTConfig
 
     tokenizer = CharTokenizer.train(["some text\n"], vocab_size=12)
     torch.manual_seed(0)
@@ -526,7 +526,7 @@ def test_empty_input_is_said_as_such_and_an_empty_page_scores_0():
 
 def test_evaluating_a_committed_folder_says_which_precision_its_numbers_are_from(capsys):
     """row 20: "fp32: asked for" was followed by the stored bf16 entry as if so scored."""
-    from h2q_lib.scores import evaluate_command
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_command
 
     stored = json.loads((ROOT / "runs" / "prefix" / "evaluation.json").read_text())
     kept = stored["lm-eval"]["validation"]["key"]["precision"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from h2q_lib.curves import Run
-from h2q_lib.report_rows import (
+from h2q_lib.analysis.curves import Run
+from h2q_lib.analysis.report_rows import (
     EVALUATION,
     RUNNING_MEAN,
     STEP_LOSS,

@@ -9,12 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib import audit, comparison, reporting
-from h2q_lib.data import load_split, report_text
-from h2q_lib.experiment import experiment_reading, experiment_recipes, experiment_values
-from h2q_lib.profiles import PROFILES, get_profile
-from h2q_lib.report import REPORT
-from h2q_lib.tokenizers import CharTokenizer
+from h2q_lib.analysis import audit
+from h2q_lib.analysis.tokenizer_experiment import (
+    experiment_reading,
+    experiment_recipes,
+    experiment_values,
+)
+from h2q_lib.book import chapter_tables as reporting
+from h2q_lib.claims.completion_report import REPORT
+from h2q_lib.data.tokenizers import CharTokenizer
+from h2q_lib.data.wikitext import load_split, report_text
+from h2q_lib.evaluation import gpt2_comparison as comparison
+from h2q_lib.training.profiles import PROFILES, get_profile
 
 PER_STEP = REPORT.tokens_per_step()
 
@@ -191,7 +197,7 @@ def test_evaluation_table_and_the_one_axis_table():
 
 
 def test_rerun_row_compares_the_reports_early_losses_with_the_run():
-    from h2q_lib.curves import Run
+    from h2q_lib.analysis.curves import Run
     cfg = get_profile("prefix").to_dict()
     close = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.50}.get(s, 2.0))
     far = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.80}.get(s, 2.0))
@@ -250,7 +256,8 @@ def test_experiment_reading_is_worded_from_its_table():
 
 
 def test_a_finished_experiment_is_read_back_not_retrained(tmp_path, monkeypatch):
-    from h2q_lib import experiment, runs
+    from h2q_lib.analysis import tokenizer_experiment as experiment
+    from h2q_lib.core import run_folder as runs
 
     spec = PROFILES["smoke"].experiment
     rows = [{"tokenizer": n, "vocab": 10, "token perplexity": 5.0, "bits per byte": 2.0,

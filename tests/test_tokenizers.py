@@ -1,4 +1,4 @@
-"""Tests for h2q_lib.tokenizers: char, word50k and gpt2, with property-based round trips."""
+"""Tests for h2q_lib.data.tokenizers: char, word50k and gpt2, with property-based round trips."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from h2q_lib import data
-from h2q_lib.tokenizers import (
+from h2q_lib.data import wikitext as data
+from h2q_lib.data.tokenizers import (
     CHAR_SPECIALS,
     TOKENIZER_NAMES,
     CharTokenizer,

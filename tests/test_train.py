@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from h2q_lib import checkpoint as ckpt
-from h2q_lib import hardware
-from h2q_lib import train as train_mod
-from h2q_lib.errors import ConfigError
-from h2q_lib.hardware import choose_precision, pick_device
-from h2q_lib.model import GPT, GPTConfig, count_parameters, vocab_size_for_parameters
-from h2q_lib.profiles import (
+from h2q_lib.claims.completion_report import REPORT
+from h2q_lib.core.errors import ConfigError
+from h2q_lib.core.run_folder import read_jsonl
+from h2q_lib.data.tokenizers import CHAR_VOCAB_SIZE
+from h2q_lib.model.gpt import GPT, GPTConfig, count_parameters, vocab_size_for_parameters
+from h2q_lib.training import checkpoint as ckpt
+from h2q_lib.training import hardware
+from h2q_lib.training import trainer as train_mod
+from h2q_lib.training.hardware import choose_precision, pick_device
+from h2q_lib.training.profiles import (
     PROFILES,
     RECIPE_FIELDS,
     RuntimeConfig,
@@ -28,10 +31,7 @@ from h2q_lib.profiles import (
     get_profile,
     notebook_configs,
 )
-from h2q_lib.report import REPORT
-from h2q_lib.runs import read_jsonl
-from h2q_lib.tokenizers import CHAR_VOCAB_SIZE
-from h2q_lib.train import lr_at, train
+from h2q_lib.training.trainer import lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

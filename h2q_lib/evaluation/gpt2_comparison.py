@@ -1,0 +1,285 @@
+"""The report's claim, this project's models and GPT-2, put on the same axes.
+
+Every comparison divides one summed negative log-likelihood (nats) by the units of the same
+text (``metrics``): a per-character perplexity and a per-word perplexity are different
+quantities, and bits per byte is the axis on which a character model and a BPE model meet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from h2q_lib.claims.completion_report import REPORT, ReportClaims
+from h2q_lib.claims.gpt2_baselines import references
+from h2q_lib.data.wikitext import (
+    Split,
+    load_split,
+    report_char_tokens,
+    report_lines,
+    wikitext_words,
+)
+from h2q_lib.evaluation.metrics import convert_token_loss, word_perplexity
+
+PROTOCOL_LABELS = {
+    "lm-eval": "lm-eval protocol (raw pages, de-tokenized, harness counts)",
+    "report": "report protocol (the report's preprocessed text)",
+}
+
+
+REPORT_TEXT_CONFIG = "wikitext-103-raw-v1"  # the report's raw WikiText-103 text
+
+
+def report_splits(data_dir: str | None = None) -> tuple[Split, Split]:
+    """The report's validation and test text (raw WikiText-103, complete splits)."""
+    return (load_split("validation", REPORT_TEXT_CONFIG, data_dir),
+            load_split("test", REPORT_TEXT_CONFIG, data_dir))
+
+
+def gpt2_small_published(claims: ReportClaims = REPORT) -> float:
+    """GPT-2 small's WikiText-103 perplexity as the report's baseline table gives it."""
+    return min(claims.baselines, key=lambda b: int(b.params_label.rstrip("M"))).wikitext103_ppl
+
+
+def convert_report_claim(valid_split: Split, test_split: Split | None = None,
+                         claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The report's best validation loss (nats per character token) on every axis.
+
+    nll = loss × tokens, with tokens = ``report_char_tokens`` of the split (<bos> + characters
+    + <eos>); then bits/char = nll / (ln 2 · chars), bits/byte likewise, and word perplexity
+    = exp(nll / words) for two word counts: the words of the text the model scored
+    (whitespace words + one per line) and all WikiText words of the split (217,646 on
+    validation, GPT-2's divisor), which counts heading words the report's model never saw.
+    The test row assumes the same per-character loss on the test split.
+    """
+    rows = []
+    for split in [s for s in (valid_split, test_split) if s is not None]:
+        lines = report_lines(split.lines)
+        tokens = report_char_tokens(split.lines)
+        chars = tokens - 2
+        n_bytes = len("\n".join(lines).encode("utf-8"))
+        for label, words in (("words of the scored text", wikitext_words(lines)),
+                             ("all WikiText words of the split", wikitext_words(split.lines))):
+            m = convert_token_loss(claims.best_val_loss, tokens, chars, n_bytes, words)
+            rows.append({"split": split.name, "word count used": label, "words": words,
+                         "tokens": tokens, "characters": chars,
+                         "token perplexity": m["token_perplexity"],
+                         "bits per character": m["bits_per_character"],
+                         "bits per byte": m["bits_per_byte"],
+                         "word perplexity": m["word_perplexity"]})
+    return pd.DataFrame(rows)
+
+
+def conversion_steps(valid_split: Split, claims: ReportClaims = REPORT) -> pd.DataFrame:
+    """The report's 2.95, turned into GPT-2's units one computed step at a time."""
+    loss = claims.best_val_loss
+    tokens = report_char_tokens(valid_split.lines)
+    words = wikitext_words(valid_split.lines)
+    nll = loss * tokens
+    small = gpt2_small_published(claims)
+    rows = [
+        ("1. validation loss (nats per character token)", loss, "the report"),
+        ("2. perplexity per character = exp(loss)", math.exp(loss),
+         f"the report's {claims.best_perplexity}"),
+        ("3. bits per character = loss / ln 2", loss / math.log(2), "1 bit = ln 2 nats"),
+        ("4. total nll on validation = loss × tokens (nats)", nll, f"tokens = {tokens:,}"),
+        ("5. characters per WikiText word", (tokens - 2) / words, f"words = {words:,}"),
+        ("6. word perplexity = exp(total nll / words)", word_perplexity(nll, words),
+         "GPT-2's normalisation"),
+        ("7. GPT-2 small, WikiText-103 (published)", small, "Radford et al. 2019, Table 3"),
+    ]
+    return pd.DataFrame(rows, columns=["step", "value", "note"]).set_index("step")
+
+
+def conversion_reading(valid_split: Split, claims: ReportClaims = REPORT) -> str:
+    """Markdown: step 6 with both word counts, as multiples of GPT-2 small's perplexity."""
+    nll = claims.best_val_loss * report_char_tokens(valid_split.lines)
+    all_words = wikitext_words(valid_split.lines)
+    scored_words = wikitext_words(report_lines(valid_split.lines))
+    small = gpt2_small_published(claims)
+    ppl_all, ppl_scored = word_perplexity(nll, all_words), word_perplexity(nll, scored_words)
+    return (
+        f"Step 6 divides by all {all_words:,} WikiText words of the validation split, including "
+        f"the headings that the report's preprocessing dropped, so it flatters the report "
+        f"slightly; dividing by the {scored_words:,} words the model actually scored gives "
+        f"{ppl_scored:.0f}. Either way, on the validation split the report's model's word "
+        f"perplexity is {ppl_all / small:.1f}× to {ppl_scored / small:.1f}× GPT-2 small's "
+        f"test-split 37.5: " + ("worse, not better." if ppl_all > small else "better."))
+
+
+def gpt2_published_on_axes(test_split: Split) -> pd.DataFrame:
+    """GPT-2's published WikiText-103 word perplexities put on bits per byte.
+
+    nll = ln(ppl) × WikiText words of the test split; bits/byte = nll / (ln 2 · UTF-8 bytes of
+    the raw test text). GPT-2 scored de-tokenized text, so this is an approximation.
+    """
+    words = wikitext_words(test_split.lines)
+    n_bytes = len(test_split.text().encode("utf-8"))
+    rows = []
+    for ref in references():
+        if ref.dataset == "WikiText-103" and ref.source_key == "radford2019language":
+            nll = math.log(ref.value) * words
+            rows.append({"model": ref.model, "parameters": ref.params,
+                         "word perplexity (published)": ref.value,
+                         "bits per byte (converted)": nll / (math.log(2) * n_bytes)})
+    return pd.DataFrame(rows)
+
+
+def _entries(evaluation: dict):
+    """``(protocol, split, entry)`` for each stored evaluation result."""
+    for protocol, by_split in evaluation.get("protocols", evaluation).items():
+        if not isinstance(by_split, dict):
+            continue
+        for split, entry in by_split.items():
+            if isinstance(entry, dict) and "metrics" in entry.get("result", entry):
+                yield protocol, split, entry.get("result", entry)
+
+
+def evaluation_table(evaluation: dict, label: str = "this run") -> pd.DataFrame:
+    """One row a (protocol, split) of a run's ``evaluation.json``: counts and metrics."""
+    rows = []
+    for protocol, split, result in _entries(evaluation):
+        m = result["metrics"]
+        rows.append({"model": label, "protocol": protocol, "split": split,
+                     "documents": result["documents"], "tokens": result["tokens"],
+                     "bits per character": m["bits_per_character"],
+                     "bits per byte": m["bits_per_byte"],
+                     "word perplexity": m["word_perplexity"],
+                     "token perplexity": m["token_perplexity"]})
+    return pd.DataFrame(rows)
+
+
+def models_on_one_axis(claim: pd.DataFrame, ours: pd.DataFrame, published: pd.DataFrame,
+                       measured: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The report's converted claim, this run, and GPT-2 on bits per byte and word perplexity.
+
+    Each row says which word count its word perplexity divides by.
+    """
+    parts = [
+        pd.DataFrame({"model": "report (claimed, converted)", "split": claim["split"],
+                      "bits per byte": claim["bits per byte"],
+                      "word perplexity": claim["word perplexity"],
+                      "word count": claim["word count used"]}),
+        pd.DataFrame({"model": ours["model"] + ", " + ours["protocol"] + " protocol",
+                      "split": ours["split"], "bits per byte": ours["bits per byte"],
+                      "word perplexity": ours["word perplexity"],
+                      "word count": "whitespace words of the pages (lm-eval)"}),
+        pd.DataFrame({"model": published["model"] + " (published)", "split": "test",
+                      "bits per byte": published["bits per byte (converted)"],
+                      "word perplexity": published["word perplexity (published)"],
+                      "word count": "all WikiText words"}),
+    ]
+    if measured is not None and len(measured):
+        measured = measured[measured["status"] == "measured"]
+        parts.append(pd.DataFrame({"model": measured["model"], "split": measured["split"],
+                                   "bits per byte": measured["bits per byte"],
+                                   "word perplexity": measured["word perplexity"],
+                                   "word count": "whitespace words of the pages (lm-eval)"}))
+    return pd.concat([p for p in parts if len(p)], ignore_index=True)
+
+
+def plot_bits_per_byte(table: pd.DataFrame, split: str = "test"):
+    """Horizontal bars of bits per byte on ``split`` (report red, this run blue, GPT-2 grey)."""
+    import matplotlib.pyplot as plt
+
+    rows = table[table["split"] == split].drop_duplicates("model")
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.45 * len(rows)))
+    colors = ["tab:red" if m.startswith("report") else
+              "tab:blue" if m.startswith("this run") else "tab:gray" for m in rows["model"]]
+    bars = ax.barh(rows["model"], rows["bits per byte"], color=colors)
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in rows["bits per byte"]], padding=3,
+                 fontsize=11)
+    ax.set_xlim(0, rows["bits per byte"].max() * 1.12)
+    ax.tick_params(labelsize=11)
+    ax.set_xlabel(f"bits per byte on the WikiText-103 {split} split (lower is better)",
+                  fontsize=11)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def evaluation_reading(claim: pd.DataFrame, ours: pd.DataFrame, published: pd.DataFrame,
+                       claims: ReportClaims = REPORT) -> str:
+    """Markdown: the report's claim, GPT-2 and this run on bits per byte (test split)."""
+    claim_bpb = float(claim.loc[claim["split"] == "test", "bits per byte"].iloc[0])
+    gpt2 = published["bits per byte (converted)"]
+    small = gpt2_small_published(claims)
+    test_wppl = float(claim.loc[claim["split"] == "test", "word perplexity"].min())
+    text = (
+        f"**Reading.** On bits per byte (test), the report's claim converts to {claim_bpb:.3f}; "
+        f"the GPT-2 sizes reach {gpt2.max():.3f} to {gpt2.min():.3f}, so even GPT-2 small "
+        f"needs {claim_bpb / gpt2.max():.2f} times fewer bits per byte. The report's "
+        f"{claims.best_perplexity} is a per-character perplexity; per word of the test split "
+        f"(all its WikiText words, GPT-2's count) the same loss is {test_wppl:.0f}, "
+        f"{test_wppl / small:.1f} times GPT-2 small's {small}.")
+    test = ours[(ours["split"] == "test") & (ours["protocol"] == "report")]
+    if len(test):
+        bpb = float(test["bits per byte"].iloc[0])
+        text += (f" This run reaches {bpb:.3f} bits per byte on the report's own test text, "
+                 f"{'behind' if bpb > claim_bpb else 'ahead of'} the report's claim, after "
+                 "the training it had (see {doc}`02_train`).")
+    return text
+
+
+def measure_gpt2(names: list[str], data_dir: str | None = None,
+                 max_documents: int | None = None) -> pd.DataFrame:
+    """Each GPT-2 (hub name or local folder) scored with the lm-eval protocol on the test
+    split, or a row saying why its weights could not be loaded."""
+    from h2q_lib.evaluation.checkpoint_scores import evaluate_checkpoint
+    from h2q_lib.model.gpt2 import WeightsUnavailableError
+
+    rows = []
+    for name in names:
+        try:
+            out = evaluate_checkpoint(name, splits=("test",), protocol="lm-eval",
+                                      data_dir=data_dir, max_documents=max_documents)
+        except WeightsUnavailableError as e:
+            rows.append({"model": f"{name} (measured)", "split": "test", "status": str(e)})
+            continue
+        result = out["splits"]["test"]
+        rows.append({"model": f"{name} (measured)", "split": "test", "status": "measured",
+                     "bits per byte": result["metrics"]["bits_per_byte"],
+                     "word perplexity": result["metrics"]["word_perplexity"]})
+    return pd.DataFrame(rows, columns=["model", "split", "status", "bits per byte",
+                                       "word perplexity"])
+
+
+def precision_effect(run_dir, data_dir: str | None = None, pages: int = 4) -> pd.DataFrame:
+    """The run's final weights on the first ``pages`` test pages (lm-eval protocol) in fp32 and
+    in bf16: bits per byte of each and bf16's difference in percent of fp32.
+
+    Says how much evaluating in bf16, where the precision rule picks it, moves the numbers.
+    The measurement is stored in ``<run_dir>/precision_effect.json`` and read from there
+    when the folder keeps no weights (a committed run folder).
+    """
+    from pathlib import Path
+
+    from h2q_lib.core.run_folder import read_json, write_json
+    from h2q_lib.data.wikitext import documents
+    from h2q_lib.evaluation.documents import evaluate_documents
+    from h2q_lib.training.checkpoint import load_model
+
+    run_dir = Path(run_dir)
+    stored_file = run_dir / "precision_effect.json"
+    weights = run_dir / "final_model.safetensors"
+    if not weights.is_file():
+        stored = read_json(stored_file)
+        if not isinstance(stored, dict) or stored.get("pages") != pages:
+            raise FileNotFoundError(f"{run_dir} keeps no final weights and no stored "
+                                    f"precision_effect.json for {pages} pages")
+        measured = stored
+    else:
+        model, tok, meta = load_model(weights)
+        docs = documents(report_splits(data_dir)[1].lines)[:pages]
+        bpb = {p: evaluate_documents(model, tok, docs, context=meta["model_args"]["block_size"],
+                                     detokenize=True, precision=p).metrics["bits_per_byte"]
+               for p in ("fp32", "bf16")}
+        measured = {"pages": len(docs), "bits_per_byte_fp32": bpb["fp32"],
+                    "bits_per_byte_bf16": bpb["bf16"],
+                    "bf16_difference_pct": 100 * (bpb["bf16"] - bpb["fp32"]) / bpb["fp32"]}
+        write_json(stored_file, measured)
+    return pd.DataFrame([{"pages": measured["pages"],
+                          "bits per byte, fp32": measured["bits_per_byte_fp32"],
+                          "bits per byte, bf16": measured["bits_per_byte_bf16"],
+                          "bf16 difference, %": measured["bf16_difference_pct"]}])
