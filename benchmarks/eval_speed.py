@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from h2q_lib.bench.benchmark import device_name, random_char_model, timed_evaluation
+from h2q_lib.bench.benchmark import device_name
+from h2q_lib.bench.evaluation_speed import random_char_model, timed_evaluation
 from h2q_lib.data import wikitext as data
 from h2q_lib.model.gpt import count_parameters
 from h2q_lib.training.checkpoint import load_model

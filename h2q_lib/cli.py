@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             from h2q_lib.core.run_folder import restart_run_folder
-            from h2q_lib.training.trainer import check_run, train
+            from h2q_lib.training.checks import check_run
+            from h2q_lib.training.trainer import train
 
             recipe, runtime = split_overrides(overrides_from_args(args))
             cfg = get_profile(args.profile, **recipe)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             run_benchmark(out=args.out, quick=args.quick, device=args.device,
                           batch_size=args.batch_size, grad_accum=args.grad_accum)
         elif args.command == "evaluate":
-            from h2q_lib.evaluation.checkpoint_scores import evaluate_command
+            from h2q_lib.evaluation.evaluate_command import evaluate_command
 
             evaluate_command(args.checkpoint, protocol=args.protocol, splits=args.splits,
                              max_documents=args.max_documents, device=args.device,

@@ -119,7 +119,7 @@ def test_a_notebook_executed_with_an_older_library_is_found(tmp_path, monkeypatc
 
 def test_notebook_modules_follow_the_library_imports():
     modules = provenance.notebook_modules(SOURCES[4])  # the performance chapter
-    assert {"bench.performance", "book.chapter_tables", "claims.completion_report"} <= set(modules)
+    assert {"bench.performance", "book.tables", "claims.completion_report"} <= set(modules)
     assert "bench.benchmark" not in modules and "evaluation.documents" not in set(
         provenance.module_closure({"bench.performance"}))
 

@@ -185,10 +185,10 @@ def test_the_compute_table_adds_up_every_committed_run(tmp_path):
 def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path):
     from h2q_lib.analysis.preregistration import (
         PREDICTION,
-        preregistered_reading,
         preregistered_table,
         read_preregistered,
     )
+    from h2q_lib.book.wording.readings import preregistered_reading
     from h2q_lib.core.run_folder import write_json
 
     fit = fit_clock(curves())
@@ -205,8 +205,8 @@ def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path)
 
 
 def test_the_clock_needs_three_runs_and_says_why_and_the_finding_says_it_too():
-    from h2q_lib.analysis.clock import analyse_clock, clock_values
-    from h2q_lib.book.findings import readings_finding
+    from h2q_lib.analysis.clock import analyse_clock
+    from h2q_lib.book.wording.readings import clock_values, readings_finding
 
     fit, summed, missing = analyse_clock(curves()[:2])
     assert fit is None and summed == [] and "at least 3 runs" in missing
@@ -224,7 +224,7 @@ def test_the_clock_needs_three_runs_and_says_why_and_the_finding_says_it_too():
 
 
 def test_the_final_loss_is_predicted_only_inside_a_passing_clocks_range():
-    from h2q_lib.book.findings import final_loss_values
+    from h2q_lib.book.wording.readings import final_loss_values
 
     base = {"longest_run_steps": 1000, "clock_fitted": True, "clock_passed": True,
             "clock_band": 0.03, "clock_stated_last_step": 1000}

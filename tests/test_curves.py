@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib.analysis import curves
+from h2q_lib.analysis import controls, curves, law_analysis
+from h2q_lib.analysis import evaluation_rows as rows
+from h2q_lib.analysis import reading_rates as rates_of
 from h2q_lib.analysis.loss_law import areas, law, rates
+from h2q_lib.book.wording import readings as wording
 from h2q_lib.training.profiles import get_profile
 
 LAW = np.array([1.2, 0.9, 0.45, 60.0])
@@ -30,9 +33,9 @@ def write_run(folder, cfg, losses_at: dict[int, float] | None = None, every: int
 
 
 def test_reading_rates_say_where_each_reading_warms_up_and_decays():
-    assert list(curves.readings_table()["reading"]) == [
+    assert list(rates_of.readings_table()["reading"]) == [
         "stated", "micro-batch", "micro-batch-cosine", "one-pass cosine"]
-    table = curves.reading_rates().set_index("reading")
+    table = rates_of.reading_rates().set_index("reading")
     # the one-pass cosine is the stated schedule until its warm-up ends, then decays slower
     assert table.loc["one-pass cosine", "at step 1,000"] == table.loc["stated", "at step 1,000"]
     assert pd.isna(table.loc["one-pass cosine", "cosine ends at step"])
@@ -57,7 +60,7 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
         tmp_path / "a", get_profile("prefix"), {100: 2.75, 500: 2.29}))
     close = curves.Run.read("close", write_run(
         tmp_path / "b", get_profile("prefix", reading="micro-batch"), {100: 2.5, 500: 1.55}))
-    first, second = curves.reading_verdicts([stated, close])
+    first, second = wording.reading_verdicts([stated, close])
     # row 100 is a training-log line: no verdict from a validation loss
     assert "row 100" not in first and "row 100" not in second
     assert "misses row 500 (2.290 vs 1.518, +50.9 %)" in first
@@ -66,11 +69,11 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     # (2.29 - 1.55) of the stated run's 2.29 - 1.5178 = 0.7722 nats
     assert "closes 0.740 of the stated reading's 0.772 nats (96 %)" in second
     assert "closes" not in first
-    values = curves.verdict_values([stated, close])
+    values = wording.verdict_values([stated, close])
     assert values["row500_reproduced_by"] == "close"
     assert values["row500_verdict"] == "reproduced by the close reading"
     assert values["row500_numbers"] == "stated 2.290; close 1.550 vs the report's 1.5178"
-    assert curves.verdict_values([stated])["row500_verdict"] == (
+    assert wording.verdict_values([stated])["row500_verdict"] == (
         "not reproduced by any tested reading")
     assert values["close_diff500"] == pytest.approx(1.55 - 1.5178)
     assert "report_fall_100_500" not in values and "close_at100" not in values
@@ -81,25 +84,25 @@ def test_verdicts_name_rows_reproduced_missed_and_not_reached(tmp_path):
     # the stated recipe trained further: row 1,000 judged, and no "closes" clause for it
     longer = curves.Run.read("stated-1000", write_run(
         tmp_path / "c", get_profile("prefix", steps=1000), {100: 2.75, 500: 2.3, 1000: 1.62}))
-    third = curves.reading_verdicts([stated, close, longer])[2]
+    third = wording.reading_verdicts([stated, close, longer])[2]
     assert "misses row 500 (2.300 vs 1.518, +51.5 %), row 1,000 (1.620 vs 1.411, +14.8 %)" \
         in third and "closes" not in third
-    values = curves.verdict_values([stated, close, longer])
+    values = wording.verdict_values([stated, close, longer])
     assert values["row1000_verdict"] == "not reproduced by any tested reading"
     assert values["row1000_numbers"] == "stated-1000 1.620 vs the report's 1.4108"
     assert values["longest_run_steps"] == 1000
-    assert curves.gap_sentence([stated, close, longer]) == (
+    assert wording.gap_sentence([stated, close, longer]) == (
         "Between the report's rows 500 and 1,000 its Loss falls 0.107 nats; stated-1000's "
         "validation loss falls 0.680 nats, so its gap to the report goes from +0.782 to +0.209.")
-    assert curves.gap_sentence([stated, close]) == ""
+    assert wording.gap_sentence([stated, close]) == ""
     short = curves.Run.read("stated", write_run(tmp_path / "s", get_profile("smoke")))
-    assert curves.verdict_values([short])["stated_fall_sentence"] == (
+    assert wording.verdict_values([short])["stated_fall_sentence"] == (
         "has no validation loss at row 500 (it ran 100 steps)")
 
 
 def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
     run = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix")))
-    table = curves.rows_beside_runs([run]).set_index("step")
+    table = rows.rows_beside_runs([run]).set_index("step")
     assert pd.isna(table.loc[1000, "stated: val loss"])
     assert pd.isna(table.loc[1000, "stated: Δ loss"])
     assert table.loc[500, "stated: Δ loss"] == pytest.approx(
@@ -109,7 +112,7 @@ def test_rows_beside_runs_leave_unreached_rows_empty(tmp_path):
 def test_loss_columns_show_the_three_candidates_for_the_reports_loss(tmp_path):
     run = curves.Run.read("stated", write_run(tmp_path / "a", get_profile("prefix"),
                                               {100: 2.6}))
-    row = curves.loss_columns([run]).iloc[0]
+    row = rows.loss_columns([run]).iloc[0]
     assert (row["step"], row["report Loss"]) == (100, 2.718)
     assert (row["step's training loss"], row["window mean training loss"],
             row["validation loss"]) == pytest.approx((2.55, 2.56, 2.6))
@@ -120,42 +123,42 @@ def test_the_law_is_checked_on_the_held_out_run_and_predicts_each_reading(tmp_pa
             curves.Run.read("short400", write_run(tmp_path / "b", get_profile("short400"))),
             curves.Run.read("micro-batch", write_run(
                 tmp_path / "c", get_profile("prefix", reading="micro-batch")))]
-    analysis = curves.analyse_law(runs, resamples=20)
+    analysis = law_analysis.analyse_law(runs, resamples=20)
     assert analysis.missing == ""
     assert np.abs(analysis.held_out_errors).max() < 1e-3
-    assert len(curves.held_out_table(analysis, runs)) == 9  # steps 100 … 500
-    predicted = curves.law_predictions(analysis.fit).set_index("step")
+    assert len(law_analysis.held_out_table(analysis, runs)) == 9  # steps 100 … 500
+    predicted = law_analysis.law_predictions(analysis.fit).set_index("step")
     assert len(predicted) == 14
     assert {"stated: loss", "micro-batch: loss"} <= set(predicted.columns)
     lr = rates(get_profile("report", reading="micro-batch"), 6350)
     s1, s2 = areas(lr)
     assert predicted.loc[6000, "micro-batch: loss"] == pytest.approx(
         law(LAW, s1[5999], s2[5999]), abs=1e-3)
-    values = curves.law_values(analysis)
+    values = wording.law_values(analysis)
     assert values["law_missing"] == "nothing" and "law_micro_batch_band" in values
     assert values["law_at_best_summary"].startswith("stated ")
     # a second selection of points (below a loss) is compared on the same held-out run
-    below = curves.analyse_law(runs, resamples=5, max_loss=8.0)
+    below = law_analysis.analyse_law(runs, resamples=5, max_loss=8.0)
     assert below.check.max_loss == 8.0
-    assert len(curves.held_out_table(below, runs)) < 9
-    sentence = curves.selection_reading(below, analysis)
+    assert len(law_analysis.held_out_table(below, runs)) < 9
+    sentence = wording.selection_reading(below, analysis)
     assert sentence.startswith("Fitted on the points with step ≥ 100 instead")
     assert "with step ≥ 100, loss ≤ 8.00." in sentence
-    assert curves.selection_reading(analysis, analysis) == ""
+    assert wording.selection_reading(analysis, analysis) == ""
     # rows where a below-the-plateau fit's own value is above its cut are left empty
-    cut = curves.law_predictions(below.fit).set_index("step")
+    cut = law_analysis.law_predictions(below.fit).set_index("step")
     assert pd.isna(cut.loc[100, "stated: loss"]) and pd.isna(cut.loc[100, "stated: band"])
     assert (cut["stated: loss"].dropna() <= 8.0).all() and cut["stated: loss"].notna().any()
-    assert "it predicts a schedule it never saw" in curves.law_reading(analysis)
+    assert "it predicts a schedule it never saw" in wording.law_reading(analysis)
     # a held-out run the law misses is said to be missed, and the prediction demoted
     off = curves.Run.read("micro-batch", write_run(
         tmp_path / "d", get_profile("prefix", reading="micro-batch"),
         {s: 1.0 for s in range(100, 501, 50)}))
-    missed = curves.analyse_law([runs[0], runs[1], off], resamples=5)
-    assert "not a tested forecast" in curves.law_reading(missed)
-    assert curves.law_values(missed)["law_check_verdict"].startswith(
+    missed = law_analysis.analyse_law([runs[0], runs[1], off], resamples=5)
+    assert "not a tested forecast" in wording.law_reading(missed)
+    assert wording.law_values(missed)["law_check_verdict"].startswith(
         "untested: it misses the held-out micro-batch run by up to")
-    assert curves.law_values(analysis)["law_check_verdict"].startswith(
+    assert wording.law_values(analysis)["law_check_verdict"].startswith(
         "it predicts the held-out micro-batch run within")
 
 
@@ -171,24 +174,24 @@ def test_a_run_continued_by_a_longer_one_is_fitted_once(tmp_path):
                                                                          seed=1)))
     runs = [stated, longer, other, seed]
     assert curves.continued_runs(runs) == ["stated"]
-    analysis = curves.analyse_law(runs, held_out="micro-batch", resamples=5)
+    analysis = law_analysis.analyse_law(runs, held_out="micro-batch", resamples=5)
     assert "stated" not in analysis.fit.fitted_on
     assert {"stated-1000", "micro-batch"} <= set(analysis.fit.fitted_on)
-    sentence = curves.rerun_agreement(runs)
+    sentence = wording.rerun_agreement(runs)
     assert sentence.startswith("**stated-1000** is the stated run's recipe and seed trained "
                                "again, to step 1,000: at the 10 steps both measured")
     assert "differ by at most 0.010 nats (step 500)" in sentence
-    assert curves.rerun_agreement([stated, other]) == ""
+    assert wording.rerun_agreement([stated, other]) == ""
 
 
 def test_missing_runs_are_said_not_crashed(tmp_path):
     runs = curves.read_runs({"stated": write_run(tmp_path / "a", get_profile("prefix")),
                              "micro-batch": tmp_path / "never-trained"})
     assert [r.name for r in runs] == ["stated"]
-    analysis = curves.analyse_law(runs, resamples=5)
+    analysis = law_analysis.analyse_law(runs, resamples=5)
     assert analysis.check is None and "needs the micro-batch run" in analysis.missing
-    assert curves.law_values(analysis)["law_at_best_summary"].startswith("stated ")
-    assert curves.held_out_table(analysis, runs).empty
+    assert wording.law_values(analysis)["law_at_best_summary"].startswith("stated ")
+    assert law_analysis.held_out_table(analysis, runs).empty
 
 
 def test_final_scores_come_from_the_stored_evaluation(tmp_path):
@@ -208,25 +211,25 @@ def test_controls_are_compared_with_the_stated_run_at_common_steps(tmp_path):
     base = curves.Run.read("stated", write_run(tmp_path / "a", cfg, {100: 2.60, 150: 2.50}))
     short = get_profile("prefix", steps=150, seed=1338)
     seed = curves.Run.read("seed 1338", write_run(tmp_path / "b", short, {100: 2.62, 150: 2.46}))
-    table = curves.controls_table(base, [seed])
+    table = controls.controls_table(base, [seed])
     assert table["step"].tolist() == [50, 100, 150]
     assert table["seed 1338: Δ loss"].iloc[-1] == pytest.approx(-0.04)
-    text = curves.controls_reading(base, [seed], [base])
+    text = wording.controls_reading(base, [seed], [base])
     assert "at most 0.040 nats" in text and "seed 1338 -0.040" in text
     assert "at any common step by at most 0.040 (step 150)" in text
     assert "row 500" in text and "stated +" in text
-    assert curves.controls_table(base, []).empty
-    assert "No control run is committed" in curves.controls_reading(base, [], [base])
+    assert controls.controls_table(base, []).empty
+    assert "No control run is committed" in wording.controls_reading(base, [], [base])
 
 
 def test_a_fit_that_switches_off_the_floor_and_the_annealing_term_says_so():
     from h2q_lib.analysis.loss_law import LawFit
     power_law = LawFit(params=(0.0, 1.4, 0.14, 0.0), fitted_on=("a",), points=3, min_step=100,
                        rmse=0.1, bootstrap=np.zeros((1, 4)))
-    sentence = curves._degenerate_terms(power_law)
+    sentence = wording.degenerate_terms(power_law)
     assert sentence.startswith("The fit on every run drives the floor L₀ to 0.000 nats and the "
                                "annealing term C·S₂ to at most 0.000 nats at step 6,350")
     assert "a power law in the summed learning rate, A·S₁^(−0.14)" in sentence
     full = LawFit(params=tuple(LAW), fitted_on=("a",), points=3, min_step=100, rmse=0.1,
                   bootstrap=np.zeros((1, 4)))
-    assert curves._degenerate_terms(full) == ""
+    assert wording.degenerate_terms(full) == ""

@@ -28,6 +28,8 @@ from h2q_lib.data import wikitext as data
 from h2q_lib.data.tokenizers import CharTokenizer, GPT2Tokenizer
 from h2q_lib.evaluation import checkpoint_scores as scores
 from h2q_lib.evaluation import documents as evaluate_module
+from h2q_lib.evaluation import evaluate_command as command
+from h2q_lib.evaluation.checkpoint_identity import checkpoint_identity
 from h2q_lib.evaluation.checkpoint_scores import EVAL_MODULES, evaluate_checkpoint, evaluate_run
 from h2q_lib.evaluation.documents import (
     EvalResult,
@@ -347,7 +349,7 @@ def test_pickle_only_gpt2_folder_is_refused_in_one_line(tmp_path):
     model = tiny_gpt2(seed=0)
     model.config.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle, as old exports
-    for call in (lambda: load_gpt2(tmp_path), lambda: scores.checkpoint_identity(tmp_path)):
+    for call in (lambda: load_gpt2(tmp_path), lambda: checkpoint_identity(tmp_path)):
         with pytest.raises(WeightsUnavailableError) as info:
             call()
         message = str(info.value)
@@ -362,7 +364,7 @@ def test_gpt2_folder_is_loaded_from_safetensors(tmp_path):
     ids = torch.tensor([[50_256, 464, 3290]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, tiny_gpt2(seed=3)(ids).logits)
-    identity = scores.checkpoint_identity(folder)
+    identity = checkpoint_identity(folder)
     assert identity["kind"] == "gpt2" and identity["context"] == 1024
     assert isinstance(tok, GPT2Tokenizer)
 
@@ -555,7 +557,8 @@ def test_cli_evaluate_bad_flags_end_with_one_line(run_dir, capsys, monkeypatch, 
     def never(*a, **k):
         raise AssertionError("scoring must not start on bad flags")
 
-    monkeypatch.setattr(scores, "evaluate_to_file", never)
+    monkeypatch.setattr(scores, "evaluate_to_file", never)  # a run folder's evaluate_run
+    monkeypatch.setattr(command, "evaluate_to_file", never)  # --out
     assert h2q_main(["evaluate", str(run_dir), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("h2q: error: ") and "\n" not in err

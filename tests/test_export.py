@@ -30,12 +30,9 @@ from h2q_lib.data import wikitext as data  # noqa: E402
 from h2q_lib.data.tokenizers import GPT2Tokenizer, WordTokenizer  # noqa: E402
 from h2q_lib.evaluation.checkpoint_scores import evaluate_run  # noqa: E402
 from h2q_lib.evaluation.documents import wikitext_detokenizer  # noqa: E402
-from h2q_lib.export.hf_export import (  # noqa: E402
-    ExportError,
-    export_command,
-    export_hf,
-    hf_state_dict,
-)
+from h2q_lib.export.errors import ExportError  # noqa: E402
+from h2q_lib.export.gpt2_weights import hf_state_dict  # noqa: E402
+from h2q_lib.export.hf_export import export_command, export_hf  # noqa: E402
 from h2q_lib.model.gpt import GPT, GPTConfig  # noqa: E402
 from h2q_lib.training.checkpoint import load_model, save_weights  # noqa: E402
 from h2q_lib.training.profiles import RuntimeConfig, get_profile  # noqa: E402

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from h2q_lib.bench.performance import headline_values
-from h2q_lib.book.findings import performance_finding, train_finding
+from h2q_lib.book.wording.performance import performance_finding
+from h2q_lib.book.wording.train import train_finding
 
 
 def test_the_training_finding_states_row_500_or_that_the_run_stopped_before_it():

@@ -1,4 +1,5 @@
-"""The reader-facing checks of ``h2q_lib.book.page_checks`` (issue #34).
+"""The reader-facing checks of ``h2q_lib.book.page_checks`` and ``h2q_lib.book.quantities``
+(issue #34), and what they read (``page_text``, ``page_sources``).
 
 Each check is shown to catch a deliberately broken page and to pass a clean one; the HTML
 fragments copy how the book's toolchain (jupyter-book 1.x, myst-nb) renders the same things
@@ -20,7 +21,9 @@ from typing import Any
 import pytest
 
 from h2q_lib.book import page_checks as pc
-from h2q_lib.book import publish
+from h2q_lib.book import publish, quantities
+from h2q_lib.book.page_sources import page_sources
+from h2q_lib.book.page_text import visible_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +134,7 @@ def test_lost_markup_catches_an_eaten_marker_beside_a_shown_one() -> None:
     """The intro's case: `<bos>` is shown in backticks and eaten in a glued table; the page's
     text has `<bos>`, so only the tag in the HTML gives the loss away."""
     html = page(FINDING + CODE_MARKERS + STYLER_EATEN)
-    assert "<bos>" in pc.visible_text(html)
+    assert "<bos>" in visible_text(html)
     problems = pc.lost_markup(html, ["`<bos>` and `<eos>`", "join with newlines, <bos>…<eos>"])
     assert len(problems) == 2 and all("rendered as a tag" in p for p in problems), problems
 
@@ -241,20 +244,20 @@ def test_finding_first_catches_a_page_without_title() -> None:
 
 
 def test_registry_is_well_formed() -> None:
-    names = [q.name for q in pc.QUANTITIES]
+    names = [q.name for q in quantities.QUANTITIES]
     assert len(names) == len(set(names))
-    for quantity in pc.QUANTITIES:
+    for quantity in quantities.QUANTITIES:
         assert quantity.description and quantity.examples, quantity.name
         for pattern in quantity.patterns:
             assert re.compile(pattern).groups == 1, (quantity.name, pattern)
 
 
-@pytest.mark.parametrize("quantity", pc.QUANTITIES, ids=lambda q: q.name)
-def test_registry_patterns_match_their_phrasings(quantity: pc.Quantity) -> None:
+@pytest.mark.parametrize("quantity", quantities.QUANTITIES, ids=lambda q: q.name)
+def test_registry_patterns_match_their_phrasings(quantity: quantities.Quantity) -> None:
     """Each example phrasing yields its value, and each pattern is exercised by an example."""
     used = set()
     for phrase, value in quantity.examples:
-        found = pc.find_quantities({"page": phrase}, [quantity])[quantity.name]
+        found = quantities.find_quantities({"page": phrase}, [quantity])[quantity.name]
         assert list(found) == [value], (phrase, found)
         used |= {p for p in quantity.patterns if re.search(p, " ".join(phrase.split()))}
     assert used == set(quantity.patterns), set(quantity.patterns) - used
@@ -268,13 +271,14 @@ CHAPTER_TEXT = ("per word of the test split (all its WikiText words, GPT-2\u2019
 
 
 def test_quantity_values_pass_one_value_printed_at_two_precisions() -> None:
-    assert pc.quantity_values({"intro": INTRO_TEXT, "03": CHAPTER_TEXT}) == []
+    assert quantities.quantity_values({"intro": INTRO_TEXT, "03": CHAPTER_TEXT}) == []
 
 
 def test_quantity_values_catch_two_values() -> None:
     conclusion = ("the same loss is 264 per test word, 7.0 times GPT-2 small\u2019s (2.95, "
                   "step by step)")
-    problems = pc.quantity_values({"intro": INTRO_TEXT, "03": CHAPTER_TEXT, "04": conclusion})
+    problems = quantities.quantity_values({"intro": INTRO_TEXT, "03": CHAPTER_TEXT,
+                                           "04": conclusion})
     assert problems == [
         "claim_word_ppl_test has 3 values: 259 (intro, 03); 258.8 (03); 264 (04)",
         "claim_ratio_to_gpt2_small has 2 values: 6.9 (intro, 03); 7.0 (04)",
@@ -285,7 +289,7 @@ def test_quantity_values_catch_a_flipped_sign() -> None:
     texts = {"02": "step 100: the report\u2019s 2.7180 against our 2.6179 (+3.8% of ours);",
              "06": "stated (reading stated, 500 steps) reproduces row 100 (2.618 vs 2.718, "
                    "\u22123.8 %);"}
-    problems = pc.quantity_values(texts)
+    problems = quantities.quantity_values(texts)
     assert len(problems) == 1 and problems[0].startswith("stated_step100_difference_pct"), problems
 
 
@@ -294,7 +298,7 @@ def test_quantity_values_use_visible_text() -> None:
     html = page(FINDING + '<p>a perplexity of <strong><span class="pasted-text">259</span>'
                 '</strong> on the WikiText-103 test\nsplit</p><table><tr><td>mean tokens per s'
                 '</td><td>1,684.6</td></tr></table>')
-    found = pc.find_quantities({"p": pc.visible_text(html)})
+    found = quantities.find_quantities({"p": visible_text(html)})
     assert found["claim_word_ppl_test"] == {"259": ["p"]}
     assert found["rerun_tokens_per_s"] == {"1,684.6": ["p"]}
 
@@ -330,14 +334,14 @@ def test_page_sources_read_shown_markdown_outputs_and_glued_values(tmp_path: Pat
     ]), encoding="utf-8")
     (book / "intro.md").write_text("# Intro\n\n```{glue} unstated_table\n:doc: "
                                    "notebooks/04.ipynb\n```\n", encoding="utf-8")
-    chapter = "\n".join(pc.page_sources(book, "notebooks/04"))
+    chapter = "\n".join(page_sources(book, "notebooks/04"))
     for shown in ("plus `<unk>`", "<pad> shown", "<x2>", "<x4>", "<x5>"):
         assert shown in chapter
     for hidden in ("<x1>", "<x3>", "<x6>", "<bos>"):  # removed, or glued but not pasted here
         assert hidden not in chapter
-    intro = pc.page_sources(book, "intro")
+    intro = page_sources(book, "intro")
     assert intro[0].startswith("# Intro") and intro[1] == "<td>join, <bos>…<eos></td>"
-    assert pc.page_sources(book, "missing") == []
+    assert page_sources(book, "missing") == []
 
 
 # --- the built book -------------------------------------------------------------------------
@@ -369,7 +373,7 @@ def _built(page_name: str) -> str:
 
 CHECKS: dict[str, Callable[[str, str], list[str]]] = {
     "object_reprs": lambda html, name: pc.object_reprs(html),
-    "lost_markup": lambda html, name: pc.lost_markup(html, pc.page_sources(BOOK_DIR, name)),
+    "lost_markup": lambda html, name: pc.lost_markup(html, page_sources(BOOK_DIR, name)),
     "empty_tables": lambda html, name: pc.empty_tables(html),
     "figures_without_caption": lambda html, name: pc.figures_without_caption(html),
     "finding_first": lambda html, name: ([] if name in pc.FINDING_EXEMPT
@@ -390,8 +394,8 @@ def test_built_book_has_one_value_per_quantity() -> None:
     pages = toc_pages()
     if not pages:
         pytest.skip(f"no pages in {TOC_FILE}")
-    texts = {name: pc.visible_text(_built(name)) for name in pages}
-    problems = pc.quantity_values(texts)
+    texts = {name: visible_text(_built(name)) for name in pages}
+    problems = quantities.quantity_values(texts)
     assert not problems, "quantities with two values:\n  " + "\n  ".join(problems)
 
 

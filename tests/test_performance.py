@@ -11,19 +11,28 @@ import torch
 import torch.nn as nn
 
 from h2q_lib import cli
+from h2q_lib.bench import (
+    attention_speed,
+    evaluation_speed,
+    matmul_speed,
+    performance,
+    performance_targets,
+    recipe_time,
+    training_speed,
+)
 from h2q_lib.bench import benchmark as bench
-from h2q_lib.bench import performance
+from h2q_lib.book.wording import performance as wording
 from h2q_lib.model.gpt import GPT, GPTConfig
 
 
 def test_linear_flops_count_every_weight_matrix_of_the_model():
     cfg = GPTConfig(vocab_size=127, n_layer=3, n_embd=64, n_head=4, n_ff=96, block_size=32)
     weights = sum(m.weight.numel() for m in GPT(cfg).modules() if isinstance(m, nn.Linear))
-    assert bench.linear_flops_per_token(cfg) == 2 * weights  # the tied head counted once
+    assert evaluation_speed.linear_flops_per_token(cfg) == 2 * weights  # the tied head counted once
 
 
 def test_training_ladder_adds_one_change_at_a_time():
-    ladder = bench.TRAIN_LADDER
+    ladder = training_speed.TRAIN_LADDER
     assert (ladder[0].precision, ladder[0].fused_adamw, ladder[0].compile) == ("fp32", False,
                                                                                False)
     for before, after in zip(ladder, ladder[1:], strict=False):
@@ -34,14 +43,14 @@ def test_training_ladder_adds_one_change_at_a_time():
 
 def test_training_and_eval_rates_measure_a_tiny_model():
     cfg = GPTConfig(vocab_size=11, n_layer=1, n_embd=32, n_head=2, n_ff=64, block_size=16)
-    for variant in bench.TRAIN_LADDER[:3]:
-        assert bench.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
-    assert bench.eval_rate(cfg, "cpu", "fp32", batch=2, repeats=1) > 0
-    attention = bench.attention_milliseconds(cfg, "cpu", "fp32", batch=2, repeats=1)
+    for variant in training_speed.TRAIN_LADDER[:3]:
+        assert training_speed.training_rate(cfg, "cpu", variant, batch=2, accum=2, repeats=1) > 0
+    assert evaluation_speed.eval_rate(cfg, "cpu", "fp32", batch=2, repeats=1) > 0
+    attention = attention_speed.attention_milliseconds(cfg, "cpu", "fp32", batch=2, repeats=1)
     assert set(attention) == {f"attention{work}_ms_{kernel}" for work in ("", "_train")
                               for kernel in ("sdpa", "sdpa_math", "explicit")}
     assert all(ms > 0 for ms in attention.values())
-    assert bench.eval_thread_scaling(cfg, "fp32", batch=2, repeats=1) > 0
+    assert evaluation_speed.eval_thread_scaling(cfg, "fp32", batch=2, repeats=1) > 0
 
 
 def test_explicit_attention_matches_the_model_kernel():
@@ -51,13 +60,14 @@ def test_explicit_attention_matches_the_model_kernel():
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 4, 32, 16, dtype=torch.float64) for _ in range(3))
     mask = torch.ones(32, 32, dtype=torch.bool).tril()
-    torch.testing.assert_close(bench.explicit_causal_attention(q, k, v, mask),
+    torch.testing.assert_close(attention_speed.explicit_causal_attention(q, k, v, mask),
                                F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
 def test_eval_split_rate_runs_the_real_evaluator(valid_split):
     small = GPTConfig(vocab_size=127, n_layer=1, n_embd=32, n_head=2, n_ff=64, block_size=64)
-    out = bench.eval_split_rate("cpu", "fp32", 4, valid_split, max_documents=1, cfg=small)
+    out = evaluation_speed.eval_split_rate("cpu", "fp32", 4, valid_split, max_documents=1,
+                                           cfg=small)
     assert out["eval_split"] == "validation" and out["eval_split_documents"] == 1
     assert out["eval_split_tokens"] > 1000 and out["eval_split_tokens_per_s"] > 0
 
@@ -80,7 +90,7 @@ def _fake_result(device="cpu", **over):
 
 
 def test_targets_separate_missed_from_unreachable():
-    table = performance.target_table(_fake_result())
+    table = performance_targets.target_table(_fake_result())
     mfu = table.loc["training MFU against a bf16 limit"]
     assert not mfu["met"] and mfu["reachable"]
     speedup = table.loc["trainer over the plain fp32 eager loop"]
@@ -101,31 +111,32 @@ def test_attention_bound_adds_the_fastest_attention_kernel_to_the_linear_layers_
                          attention_train_ms_sdpa=100.0, attention_train_ms_explicit=150.0)
     # training: 4,096 tokens · 6·10M FLOPs at 0.4 TFLOP/s = 0.6144 s, + 8 layers · 0.100 s
     train = 4096 / (0.6144 + 0.8)
-    assert performance.attention_bound_tokens_per_s(timed, "train") == pytest.approx(train)
+    assert performance_targets.attention_bound_tokens_per_s(timed, "train") == pytest.approx(train)
     # evaluation: 4,096 · 5e7 / 0.4e12 = 0.512 s, + 8 layers · 0.020 s (the faster kernel)
     evaluation = 4096 / (0.512 + 0.16)
-    assert performance.attention_bound_tokens_per_s(timed, "eval") == pytest.approx(evaluation)
-    table = performance.target_table(timed)
+    assert performance_targets.attention_bound_tokens_per_s(timed, "eval") == pytest.approx(
+        evaluation)
+    table = performance_targets.target_table(timed)
     mfu = table.loc["training MFU against a bf16 limit"]
     assert mfu["best reachable on this machine"] == pytest.approx(train / 4000)
     assert not mfu["reachable"]  # 72 % < 75 %: attention alone keeps the target out of reach
     peer = table.loc["training over transformers' GPT-2 (×)"]
     assert peer["best reachable on this machine"] == pytest.approx(train / 2000)
     # without forward-and-backward timings the bound is the plain ceiling, as before
-    assert performance.attention_bound_tokens_per_s(_fake_result(), "train") is None
-    assert performance.best_possible("train_MFU_vs_measured_limit", _fake_result()) == 1.0
-    assert "at most 76% of that ceiling" in performance.cpu_reading(timed)
+    assert performance_targets.attention_bound_tokens_per_s(_fake_result(), "train") is None
+    assert performance_targets.best_possible("train_MFU_vs_measured_limit", _fake_result()) == 1.0
+    assert "at most 76% of that ceiling" in wording.cpu_reading(timed)
 
 
 def test_gpu_target_is_judged_on_gpu_results_only():
     gpu = _fake_result("cuda", best_tokens_per_s=400_000.0, train_ceiling_tokens_per_s=4e6)
-    table = performance.target_table(gpu)
+    table = performance_targets.target_table(gpu)
     assert list(table.index) == ["training tokens/s on one H100-class GPU"]
     assert table.iloc[0]["met"] and table.iloc[0]["required"] == 330_000
 
 
 def test_quick_results_are_not_judged_on_the_whole_split():
-    table = performance.target_table(_fake_result(quick=True))
+    table = performance_targets.target_table(_fake_result(quick=True))
     assert "whole test split through the evaluator, s" not in table.index
 
 
@@ -135,7 +146,7 @@ def test_recipe_table_converts_rates_to_hours(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     results = performance.load_benchmarks(tmp_path)
     assert [r["file"] for r in results] == ["results.json", "results-cuda.json"]
-    table = performance.recipe_table(results, run_tokens_per_s=1000.0)
+    table = recipe_time.recipe_table(results, run_tokens_per_s=1000.0)
     hours = table["hours for 104M tokens"]
     assert hours.iloc[0] == pytest.approx(104_038_400 / 5_500 / 3600)
     assert hours.iloc[1] == pytest.approx(18133 / 3600)  # the report's start and end times
@@ -145,16 +156,16 @@ def test_recipe_table_converts_rates_to_hours(tmp_path):
 
 def test_run_throughput_is_the_median_of_logged_rates():
     log = [{"tokens_per_s": v} for v in (100.0, 900.0, 1000.0, 1100.0)] + [{"step": 1}]
-    assert performance.run_tokens_per_s(log) == 950.0
-    assert performance.run_tokens_per_s([]) is None
+    assert recipe_time.run_tokens_per_s(log) == 950.0
+    assert recipe_time.run_tokens_per_s([]) is None
 
 
 def test_only_runs_of_the_report_model_time_the_recipe():
-    report_like = {**performance.REPORT_ARCHITECTURE, "steps": 200, "lr": 6e-4}
-    assert performance.trains_report_model(report_like)
-    assert not performance.trains_report_model({**report_like, "n_embd": 128})
-    assert not performance.trains_report_model({**report_like, "grad_accum": 2})
-    assert not performance.trains_report_model({})
+    report_like = {**recipe_time.REPORT_ARCHITECTURE, "steps": 200, "lr": 6e-4}
+    assert recipe_time.trains_report_model(report_like)
+    assert not recipe_time.trains_report_model({**report_like, "n_embd": 128})
+    assert not recipe_time.trains_report_model({**report_like, "grad_accum": 2})
+    assert not recipe_time.trains_report_model({})
 
 
 def test_step_time_comes_from_the_batch_and_the_rate():
@@ -185,12 +196,12 @@ def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
         "eval_over_transformers": 2.0})
     monkeypatch.setattr(bench, "profile_training_step", lambda *a, **k: {"parts": {}})
     monkeypatch.setattr(bench, "profile_eval_batch", lambda *a, **k: {"parts": {}})
-    monkeypatch.setattr(bench, "matmul_rate", lambda *a, **k: 1e10)
+    monkeypatch.setattr(matmul_speed, "matmul_rate", lambda *a, **k: 1e10)
     monkeypatch.setattr(bench, "attention_milliseconds", lambda *a, **k: {"attention_ms_sdpa": 1.0})
     monkeypatch.setattr(bench, "eval_thread_scaling", lambda *a, **k: 1.5)
     out = tmp_path / "r.json"
     res = bench.run_benchmark(out=out, quick=True, device="cpu", text="abc\n" * 1000,
-                              ladder=bench.TRAIN_LADDER[:3], eval_split=None)
+                              ladder=training_speed.TRAIN_LADDER[:3], eval_split=None)
     saved = json.loads(out.read_text())
     assert [r["speedup_vs_reference"] for r in saved["train"]] == [1.0, 2.5, 3.0]
     assert saved["train_tokens_per_s"] == 300.0  # the trainer's default rung
@@ -209,7 +220,7 @@ def test_bench_refuses_an_unwritable_out_before_measuring(tmp_path, monkeypatch,
     def never(*a, **k):
         raise AssertionError("measured before checking --out")
 
-    monkeypatch.setattr(bench, "matmul_rate", never)
+    monkeypatch.setattr(matmul_speed, "matmul_rate", never)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert cli.main(["bench", "--out", str(blocker / "x.json")]) == 2
@@ -228,7 +239,7 @@ def test_bench_says_at_once_when_the_evaluation_data_are_missing(tmp_path, monke
         raise Measured
 
     monkeypatch.setattr(bench, "_local_split", lambda name: None)
-    monkeypatch.setattr(bench, "matmul_rate", measuring)
+    monkeypatch.setattr(matmul_speed, "matmul_rate", measuring)
     with pytest.raises(Measured):
         bench.run_benchmark(out=tmp_path / "r.json", quick=True, device="cpu")
     err = capsys.readouterr().err
@@ -241,30 +252,30 @@ def test_performance_readings_come_from_the_numbers():
            "attention_ms_explicit": 31.0, "threads": 2, "eval_all_threads_over_one": 1.8,
            "eval_split_tokens_per_s": 3000.0, "train_precision": "fp32",
            "train_precision_reason": "CPU AVX2: bf16 measured 0.02x fp32", "file": "results.json"}
-    text = performance.notes_and_readings([cpu])
+    text = wording.notes_and_readings([cpu])
     assert "5.0×" in text and "50% of the measured limit" in text
     assert "in fp32" in text and "200 s" in text  # 1M tokens at the 5,000 tok/s ceiling
-    assert "0.02x" in performance.machines_list([cpu])
+    assert "0.02x" in wording.machines_list([cpu])
     table = performance.measures_table([cpu])
     assert table.loc["precision chosen by the rule (precision=auto)"].iloc[-1] == "fp32"
-    assert "No CUDA machine" in performance.gpu_paragraph([cpu])
+    assert "No CUDA machine" in wording.gpu_paragraph([cpu])
     gpu = {**_fake_result("cuda"), "device_name": "GPU", "best_tokens_per_s": 416_153.6}
-    assert "4.2 min" in performance.gpu_paragraph([cpu, gpu])
+    assert "4.2 min" in wording.gpu_paragraph([cpu, gpu])
     avx2 = {**cpu, "cpu_capability": "AVX2 (avx512_bf16)", "quick": True,
             "kernel_caps": {"ATEN_CPU_CAPABILITY": "avx2"}}
     both = performance.measures_table([{**cpu, "cpu_capability": "AVX512 (avx512_bf16)"}, avx2])
     assert list(both.columns) == ["unit", "Test CPU (cpu, AVX512)", "Test CPU (cpu, AVX2)"]
-    assert "4 pages of the test split" in performance.cpu_reading(
+    assert "4 pages of the test split" in wording.cpu_reading(
         {**avx2, "eval_split_documents": 4})
-    assert "the whole test split" in performance.cpu_reading(cpu)
+    assert "the whole test split" in wording.cpu_reading(cpu)
     # a limit measured on squares only is flagged; one with the model's shapes is not
-    assert "square products only" in performance.cpu_reading(cpu)
-    assert "square products only" not in performance.cpu_reading(
+    assert "square products only" in wording.cpu_reading(cpu)
+    assert "square products only" not in wording.cpu_reading(
         {**cpu, "matmul_limit_shapes": "best of 1024², 2048² and the model's shapes"})
-    listing = performance.machines_list([avx2])
+    listing = wording.machines_list([avx2])
     assert "ATEN_CPU_CAPABILITY=avx2" in listing and "quick run" in listing
-    recipe = performance.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
-    machine, hours = performance.fastest(recipe)
+    recipe = recipe_time.recipe_table([{**cpu, "best_tokens_per_s": 2000.0}])
+    machine, hours = recipe_time.fastest(recipe)
     assert machine.startswith("Test CPU") and hours == pytest.approx(104_038_400 / 2000 / 3600)
 
 
@@ -284,14 +295,15 @@ def test_profile_table_gives_each_part_its_share_and_fraction_of_the_limit():
     assert table.loc["matrix products", "training step: share of its time"] == 0.4
     assert pd.isna(table.loc["GELU", "evaluation batch: fraction of the limit"])
     # matrix products at the limit: 10 s - 4 s + 2e12 / 1e12 = 8 s for 10,000 tokens
-    assert performance.matmul_bound_mfu(_profiled()) == pytest.approx(1e4 * 1e8 / (8 * 1e12))
-    text = performance.profile_reading(_profiled())
+    assert performance_targets.matmul_bound_mfu(_profiled()) == pytest.approx(
+        1e4 * 1e8 / (8 * 1e12))
+    text = wording.profile_reading(_profiled())
     assert "40% of a training step" in text and "30% at 10%" in text
-    assert "its 75% target" in text and "its 80% target" in performance.profile_reading(
+    assert "its 75% target" in text and "its 80% target" in wording.profile_reading(
         _profiled(matmul_limit_type="fp32"))
-    assert "the limit lies in" in performance.profile_reading(_profiled(device="cuda"))
+    assert "the limit lies in" in wording.profile_reading(_profiled(device="cuda"))
     # with attention timed forward and backward, the bound it sets is read out too
-    timed = performance.profile_reading(_profiled(parameters=10_000_000,
+    timed = wording.profile_reading(_profiled(parameters=10_000_000,
                                                   attention_train_ms_sdpa=100.0,
                                                   train_ceiling_tokens_per_s=10_000.0))
     # 4,096 tokens: 4,096 · 6e7 / 1e12 = 0.246 s, + 8 · 0.1 s; 3,917 of 10,000 tokens/s
@@ -322,7 +334,7 @@ def test_targets_follow_the_limit_type_and_the_evaluators_fraction(tmp_path):
     (tmp_path / "results-x.json").write_text(json.dumps(fp32))
     loaded = performance.load_benchmarks(tmp_path)[0]
     assert loaded["eval_split_of_ceiling"] == pytest.approx(0.8)  # 4,000 of 5,000 tokens/s
-    table = performance.target_table(loaded)
+    table = performance_targets.target_table(loaded)
     assert table.loc["training MFU against an fp32 limit", "met"]
     assert "training MFU against a bf16 limit" not in table.index
     assert table.loc["whole test split: fraction of the evaluation ceiling", "met"]
@@ -339,23 +351,22 @@ def test_a_rung_beats_the_default_only_beyond_the_spread_between_passes():
 
     inside = ladder(1100.0, 1.15)  # slowest pass 957 < 1,000
     assert performance.rungs_faster_than_default(inside) == []
-    assert performance.ladder_verdict(inside).startswith(
+    assert wording.ladder_verdict(inside).startswith(
         "No rung is measurably faster than the trainer's default: the fastest pass, "
         "+ torch.compile at 1,100 tokens/s, is +10% on the default's")
     beyond = ladder(1100.0, 1.05)  # slowest pass 1,048 > 1,000
     assert performance.rungs_faster_than_default(beyond) == ["+ torch.compile"]
-    assert "its slowest pass above the default's fastest" in performance.ladder_verdict(beyond)
-    assert "no spread to judge" in performance.ladder_verdict(ladder(1001.0))
-    assert performance.ladder_verdict(ladder(900.0, 1.1)) == (
+    assert "its slowest pass above the default's fastest" in wording.ladder_verdict(beyond)
+    assert "no spread to judge" in wording.ladder_verdict(ladder(1001.0))
+    assert wording.ladder_verdict(ladder(900.0, 1.1)) == (
         "The trainer's default is the fastest rung.")
-
 
 
 def test_target_overview_reads_one_cell_a_machine_and_target():
     timed = _fake_result(parameters=10_000_000, eval_linear_flops_per_token=5e7,
                          attention_ms_sdpa=20.0, attention_train_ms_sdpa=100.0)
     other = {**_fake_result(), "device_name": "Other CPU", "char_MB_per_s": 10.0}
-    overview = performance.target_overview([timed, other])
+    overview = performance_targets.target_overview([timed, other])
     assert list(overview.columns) == ["required", "Test CPU (cpu)", "Other CPU (cpu)"]
     mfu = overview.loc["training MFU against a bf16 limit"]
     assert mfu["required"] == "≥ 75%"
@@ -367,7 +378,7 @@ def test_target_overview_reads_one_cell_a_machine_and_target():
     assert overview.loc["trainer over the plain fp32 eager loop", "required"] == "≥ 4.00×"
     assert "training tokens/s on one H100-class GPU" not in overview.index
     assert "*project target (evaluation review)*: whole test split" in (
-        performance.target_sources())
+        wording.target_sources())
 
 
 def test_measures_print_for_their_unit():

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from h2q_lib.bench import benchmark as bench
-from h2q_lib.bench import profiling
+from h2q_lib.bench import evaluation_speed, matmul_speed, peer_speed, profiling, timing
 from h2q_lib.bench.transformers_peer import TransformersPeer
 from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.model.gpt import GPT, GPTConfig, count_parameters
@@ -33,14 +32,16 @@ def test_training_profile_accounts_for_the_whole_step_and_every_matrix_flop():
     assert {"data", "optimizer", "matrix products", "attention"} <= set(parts)
     # forward 2·N_linear a token, backward twice that, over 2 × 2 sequences of 16 tokens
     tokens = 2 * 2 * TINY.block_size
-    assert parts["matrix products"]["flops"] == 3 * bench.linear_flops_per_token(TINY) * tokens
+    linear = evaluation_speed.linear_flops_per_token(TINY)
+    assert parts["matrix products"]["flops"] == 3 * linear * tokens
     assert parts["matrix products"]["of_limit"] > 0
 
 
 def test_eval_profile_counts_the_forward_matrix_flops():
     profile = profiling.profile_eval_batch(TINY, "cpu", "fp32", 2, limit=1e10)
     parts = profile["parts"]
-    assert parts["matrix products"]["flops"] == bench.linear_flops_per_token(TINY) * 2 * 16
+    linear = evaluation_speed.linear_flops_per_token(TINY)
+    assert parts["matrix products"]["flops"] == linear * 2 * 16
     assert "optimizer" not in parts and profile["tokens_per_s"] > 0
 
 
@@ -58,7 +59,7 @@ def test_the_peer_is_called_like_the_model():
     logits, loss = peer(x, x)
     assert logits.shape == ours(x).shape == peer(x).shape
     assert loss.ndim == 0 and torch.isfinite(loss)
-    side_by_side = bench.peer_comparison(TINY, "cpu", "fp32", batch=2, accum=1, rounds=2)
+    side_by_side = peer_speed.peer_comparison(TINY, "cpu", "fp32", batch=2, accum=1, rounds=2)
     assert side_by_side["transformers_parameters"] == ours.num_parameters()
     for work in ("train", "eval"):
         low, high = side_by_side[f"{work}_over_transformers_range"]
@@ -70,7 +71,7 @@ def test_the_peer_is_called_like_the_model():
 def test_paired_steps_take_turns_in_alternating_order():
     calls = []
     steps = {name: (lambda name=name: calls.append(name)) for name in ("ours", "theirs")}
-    seconds = bench.paired_step_seconds(steps, rounds=3, device="cpu")
+    seconds = timing.paired_step_seconds(steps, rounds=3, device="cpu")
     assert {name: len(s) for name, s in seconds.items()} == {"ours": 3, "theirs": 3}
     # one warm-up call each, then rounds in order, reversed, in order
     assert calls == ["ours", "theirs", "ours", "theirs", "theirs", "ours", "ours", "theirs"]
@@ -83,6 +84,6 @@ def test_the_limit_is_the_best_of_a_square_and_the_models_shapes(monkeypatch):
         seen.append(shape)
         return 1e11 if shape == (64, 32, 96) else 1e10  # the qkv product fastest
 
-    monkeypatch.setattr(bench, "matmul_rate", fake_rate)
-    assert bench.matmul_limit("cpu", torch.float32, TINY, rows=64) == 1e11
+    monkeypatch.setattr(matmul_speed, "matmul_rate", fake_rate)
+    assert matmul_speed.matmul_limit("cpu", torch.float32, TINY, rows=64) == 1e11
     assert (1024, 1024, 1024) in seen and (64, 64, 32) in seen  # square and FF down

@@ -66,7 +66,7 @@ def check_h2q(args: list[str]) -> None:
         get_profile(parsed.profile, **recipe)
         RuntimeConfig(**runtime).validate()
     elif parsed.command == "evaluate":
-        from h2q_lib.evaluation.checkpoint_scores import PROTOCOLS
+        from h2q_lib.evaluation.protocols import PROTOCOLS
 
         assert parsed.protocol in PROTOCOLS
         assert (ROOT / parsed.checkpoint).exists() or parsed.checkpoint.startswith("runs/")

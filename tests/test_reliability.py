@@ -42,6 +42,7 @@ from h2q_lib.data.wikitext import load_split
 from h2q_lib.evaluation.metrics import perplexity, safe_exp
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training import checkpoint as ckpt
+from h2q_lib.training import recipe_identity
 from h2q_lib.training import trainer as train_mod
 from h2q_lib.training.profiles import RuntimeConfig, TrainConfig, get_profile
 from h2q_lib.training.trainer import train
@@ -881,7 +882,7 @@ def test_restart_refuses_a_folder_the_project_did_not_make(tmp_path):
         runs.restart_run_folder(mine)
     assert (mine / "chapter1.tex").read_text() == "years of work"
     # the notebooks' restart parameter goes through the same function
-    from h2q_lib.book.chapter_tables import prepare_run_data
+    from h2q_lib.book.data_tables import prepare_run_data
 
     with pytest.raises(RunFolderError, match="nothing in it was deleted"):
         prepare_run_data(TINY, mine, restart=True)
@@ -982,14 +983,14 @@ def test_a_checkpoint_of_another_step_or_run_is_skipped(interrupted, base, runti
 
 
 def test_checkpoints_and_final_weights_carry_the_recipe_hash_and_step(base):
-    want = train_mod.recipe_sha256(TINY)
+    want = recipe_identity.recipe_sha256(TINY)
     for name in ("step_000002.pt", "step_000006.pt"):
         meta = ckpt.read_training(base / "checkpoints" / name)["meta"]
         assert meta["recipe_sha256"] == want and meta["step"] == int(name[5:11])
     _, meta = ckpt.load_weights(base / "final_model.safetensors")
     assert meta["recipe_sha256"] == want and meta["step"] == TINY.steps
     # an older checkpoint (no hash) is checked by the recipe it carries
-    assert train_mod.written_by({"recipe": TINY.to_dict()}, TINY) is None
+    assert recipe_identity.written_by({"recipe": TINY.to_dict()}, TINY) is None
 
 
 # --- rows 3, 4, 5: a stored evaluation is reused only when it is sound -----------------------

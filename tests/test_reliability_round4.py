@@ -238,7 +238,8 @@ def test_export_never_replaces_a_folder_it_did_not_write(small_checkpoint, tmp_p
 
 def test_export_replaces_its_own_earlier_export(small_checkpoint, tmp_path):
     """row 3's boundary: an earlier export carries the marker and is replaced."""
-    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import export_hf
+    from h2q_lib.export.safe_folder import EXPORT_MARKER
 
     out = export_hf(small_checkpoint, tmp_path / "out")
     assert (out / EXPORT_MARKER).is_file()
@@ -250,7 +251,8 @@ def test_export_replaces_its_own_earlier_export(small_checkpoint, tmp_path):
 def test_temporaries_of_a_killed_export_are_removed_by_the_next(small_checkpoint, tmp_path):
     """row 6: what kill -9 left (``.OUT.*.tmp/``, ``.OUT.*.old/``) goes; a user's look-alike
     without the marker stays."""
-    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import export_hf
+    from h2q_lib.export.safe_folder import EXPORT_MARKER
 
     left_tmp = tmp_path / ".out.abcd1234.tmp"
     left_old = tmp_path / ".out.efgh5678.old" / "export"
@@ -272,12 +274,13 @@ def test_sigterm_during_an_export_leaves_no_temporary(small_checkpoint, tmp_path
     import signal
 
     from h2q_lib.export import hf_export as export_mod
+    from h2q_lib.export.errors import ExportInterrupted
 
     def killed(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(export_mod, "check_export", killed)
-    with pytest.raises(export_mod.ExportInterrupted) as e:
+    with pytest.raises(ExportInterrupted) as e:
         export_mod.export_hf(small_checkpoint, tmp_path / "out")
     one_line(e)
     assert e.value.exit_code == 143
@@ -288,7 +291,8 @@ def test_export_into_an_existing_empty_folder_and_the_working_folder(small_check
                                                                      tmp_path, monkeypatch):
     """row 10: OUT ``.`` and an existing empty OUT are written into; a dangling symbolic
     link is one line."""
-    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
+    from h2q_lib.export.hf_export import export_hf
+    from h2q_lib.export.safe_folder import EXPORT_MARKER
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -341,7 +345,7 @@ def test_a_char_export_is_scored_with_its_own_tokenizer(small_checkpoint, char_e
                                                          data_dir, tmp_path):
     """row 23: ``h2q evaluate EXPORT`` of a char export gives the checkpoint's own scores
     (it raised IndexError: GPT-2's BPE ids beyond the 12-id vocabulary)."""
-    from h2q_lib.evaluation.checkpoint_scores import evaluate_command
+    from h2q_lib.evaluation.evaluate_command import evaluate_command
 
     scores = {}
     for name, source in (("export", char_export), ("checkpoint", small_checkpoint)):
@@ -433,7 +437,7 @@ def test_a_signal_to_h2q_pipeline_saves_the_trainers_step_and_ends_in_one_line(
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nbformat.write(nb, root / "notebooks" / "01_data_prep.ipynb")
-    script = ("import sys; from pathlib import Path; from h2q_lib import pipeline; "
+    script = ("import sys; from pathlib import Path; from h2q_lib.book import pipeline; "
               "from h2q_lib.cli import main; pipeline.ROOT = Path(sys.argv[1]); "
               "sys.exit(main(['pipeline', '--profile', 'smoke', '--runs-dir', sys.argv[2], "
               "'--out-dir', sys.argv[3], '--no-book']))")
@@ -475,8 +479,9 @@ def _entry(sha: str, precision: str, nll_sum: float) -> dict:
 def test_the_model_card_shows_checked_fp32_scores_and_says_so(small_checkpoint, tmp_path):
     """row 22: bf16 entries are not shown as lm-eval's; row 7: an edited, mistyped or
     missing metric is left out, and an overflowed (null) perplexity is shown as ∞."""
-    from h2q_lib.evaluation.checkpoint_scores import checkpoint_identity
-    from h2q_lib.export.hf_export import EXPORT_MARKER, export_hf
+    from h2q_lib.evaluation.checkpoint_identity import checkpoint_identity
+    from h2q_lib.export.hf_export import export_hf
+    from h2q_lib.export.safe_folder import EXPORT_MARKER
 
     sha = checkpoint_identity(small_checkpoint)["weights_sha256"]
     edited = _entry(sha, "fp32", 200.0)
@@ -526,7 +531,7 @@ def test_empty_input_is_said_as_such_and_an_empty_page_scores_0():
 
 def test_evaluating_a_committed_folder_says_which_precision_its_numbers_are_from(capsys):
     """row 20: "fp32: asked for" was followed by the stored bf16 entry as if so scored."""
-    from h2q_lib.evaluation.checkpoint_scores import evaluate_command
+    from h2q_lib.evaluation.evaluate_command import evaluate_command
 
     stored = json.loads((ROOT / "runs" / "prefix" / "evaluation.json").read_text())
     kept = stored["lm-eval"]["validation"]["key"]["precision"]

@@ -14,9 +14,9 @@ from h2q_lib.analysis.report_rows import (
     rows_of_kind,
     step_losses,
     training_readings,
-    training_row_verdict,
     training_rows_table,
 )
+from h2q_lib.book.wording.readings import training_row_verdict
 
 
 def log_of(losses: list[float], every: int = 10) -> list[dict]:

@@ -9,13 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from h2q_lib.analysis import audit
-from h2q_lib.analysis.tokenizer_experiment import (
-    experiment_reading,
-    experiment_recipes,
-    experiment_values,
+from h2q_lib.analysis.audit import audit_counts, audit_table, run_audit
+from h2q_lib.analysis.audit_rerun import check_early_losses_reproduced
+from h2q_lib.analysis.audit_row import CONSISTENT, INCONSISTENT, NOT_CHECKABLE, VERDICTS
+from h2q_lib.analysis.tokenizer_experiment import experiment_recipes, experiment_values
+from h2q_lib.book import (
+    data_tables,
+    provenance_tables,
+    recipe_tables,
+    tables,
+    training_tables,
 )
-from h2q_lib.book import chapter_tables as reporting
+from h2q_lib.book.wording import evaluate as evaluate_wording
+from h2q_lib.book.wording import train as train_wording
+from h2q_lib.book.wording.tokenizer_caveats import audit_markdown, experiment_reading
 from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.data.tokenizers import CharTokenizer
 from h2q_lib.data.wikitext import load_split, report_text
@@ -46,16 +53,16 @@ def test_progress_table_pairs_train_loss_with_validation_perplexity():
             "tokens_seen": 50, "tokens_per_s": 1.0},
            {"step": 10, "train_loss": 2.0, "val_loss": 2.5, "perplexity": math.exp(2.5),
             "tokens_seen": 100, "tokens_per_s": 2.0}]
-    table = reporting.progress_table(log, schedule_steps=20)
+    table = training_tables.progress_table(log, schedule_steps=20)
     assert list(table.index) == [10]
     assert table.loc[10, "loss"] == 2.0 and table.loc[10, "progress %"] == 50.0
-    rep = reporting.report_progress_table()
+    rep = training_tables.report_progress_table()
     assert rep.loc[6000, "tokens"] == 6000 * PER_STEP and rep.loc[6000, "perplexity"] == 2.95
 
 
 def test_beside_report_sets_each_row_beside_what_it_is_ours_minus_report():
     log = fake_log(range(10, 510, 10), power())
-    beside = reporting.beside_report(log)
+    beside = training_tables.beside_report(log)
     assert list(beside.index) == [100, 500]
     # row 100 has no Perplexity: a training-log line, set beside training losses only
     assert beside.loc[100, "kind of row"] == "training log"
@@ -65,23 +72,23 @@ def test_beside_report_sets_each_row_beside_what_it_is_ours_minus_report():
         power()(100) + 0.06)
     assert beside.loc[500, "kind of row"] == "evaluation"
     assert beside.loc[500, "ours − report"] == pytest.approx(power()(500) - 1.5178)
-    reading = reporting.beside_reading(beside)
+    reading = train_wording.beside_reading(beside)
     assert "step 500 (an evaluation row): our validation loss" in reading
     assert "step 100 (a training-log row, no Perplexity)" in reading
-    values = reporting.beside_values(beside)
+    values = training_tables.beside_values(beside)
     assert values["beside_last_step"] == 500 and values["at500_report"] == 1.5178
     assert "at100_report" not in values
     assert values["at500_diff"] == pytest.approx(power()(500) - 1.5178)
     # a run at other tokens per step is not set beside the report's steps
     other = fake_log(range(10, 510, 10), power(), per_step=1000)
-    assert reporting.beside_report(other).empty
-    assert reporting.beside_values(reporting.beside_report(other)) == {"beside_last_step": 0}
-    assert "not at the report's tokens per step" in reporting.beside_reading(
-        reporting.beside_report(other))
+    other_beside = training_tables.beside_report(other)
+    assert other_beside.empty
+    assert training_tables.beside_values(other_beside) == {"beside_last_step": 0}
+    assert "not at the report's tokens per step" in train_wording.beside_reading(other_beside)
 
 
 def test_a_table_shows_markers_instead_of_reading_them_as_tags():
-    html = reporting.table(pd.DataFrame({"text": ["<bos>…<eos>"]}))._repr_html_()
+    html = tables.table(pd.DataFrame({"text": ["<bos>…<eos>"]}))._repr_html_()
     assert "&lt;bos&gt;…&lt;eos&gt;" in html and "<bos>" not in html
 
 
@@ -89,17 +96,17 @@ def test_checkpoint_files_are_listed_with_decimal_megabytes(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "step_000001.pt").write_bytes(b"x" * 2_000_000)
     (tmp_path / "final_model.safetensors").write_bytes(b"x" * 500_000)
-    files = reporting.checkpoint_files(tmp_path)
+    files = training_tables.checkpoint_files(tmp_path)
     assert files.to_dict()["MB"] == {"checkpoints/step_000001.pt": 2.0,
                                      "final_model.safetensors": 0.5}
-    assert reporting.checkpoint_sizes(files) == {"step_checkpoint_MB": 2.0,
-                                                 "final_weights_MB": 0.5}
+    assert training_tables.checkpoint_sizes(files) == {"step_checkpoint_MB": 2.0,
+                                                       "final_weights_MB": 0.5}
 
 
 def test_samples_beside_report_take_the_last_step_only():
     prompts = ("The meaning of life is", "Artificial intelligence will")
     samples = [{"step": s, "prompt": p, "text": f"{p} at {s}"} for s in (100, 200) for p in prompts]
-    table = reporting.samples_beside_report(samples)
+    table = training_tables.samples_beside_report(samples)
     sources = set(table.index.get_level_values("source"))
     assert "this run, step 200" in sources and "this run, step 100" not in sources
     assert "report, step 1000" in sources
@@ -109,7 +116,7 @@ def test_samples_beside_report_take_the_last_step_only():
 def test_config_table_reads_the_run_folder_not_a_profile():
     cfg = get_profile("prefix", block_size=256)
     run = {"config": cfg.to_dict(), "summary": {"parameters": 123, "vocab_size": 127}}
-    table = reporting.config_table(run)
+    table = recipe_tables.config_table(run)
     assert table.loc["sequence length", "this run"] == 256
     assert table.loc["sequence length", "report"] == REPORT.seq_len
     assert table.loc["schedule length (steps)", "this run"] == REPORT.steps
@@ -122,13 +129,13 @@ def test_sessions_and_summary_tables():
          "git_revision": "abc"},
         {"from_step": 4, "to_step": 8, "device": "cpu", "precision": "bf16", "reason": "r",
          "git_revision": "def"}]}
-    assert reporting.sessions_table(summary)["git_revision"].tolist() == ["abc", "def"]
-    assert reporting.training_summary(summary)["steps"] == 8
+    assert training_tables.sessions_table(summary)["git_revision"].tolist() == ["abc", "def"]
+    assert training_tables.training_summary(summary)["steps"] == 8
 
 
 def test_training_texts_table_counts_epochs_of_each_text(data_dir):
     cfg = get_profile("prefix")
-    table = reporting.training_texts_table(cfg, str(data_dir))
+    table = data_tables.training_texts_table(cfg, str(data_dir))
     used = table[table["used by this run"]]
     assert len(used) == 1 and bool(used["complete"].iloc[0])
     row = used.iloc[0]
@@ -139,7 +146,7 @@ def test_training_texts_table_counts_epochs_of_each_text(data_dir):
 
 
 def test_provenance_records_parameters_versions_machine_precision_and_revision():
-    table = reporting.provenance({"profile": "smoke"})
+    table = provenance_tables.provenance({"profile": "smoke"})
     assert table.loc["parameter: profile", "value"] == "'smoke'"
     assert table.loc["CPU capability", "value"].startswith(
         __import__("torch").backends.cpu.get_cpu_capability())
@@ -153,7 +160,7 @@ def test_provenance_records_parameters_versions_machine_precision_and_revision()
 def test_reconstruction_and_conversion_tables(data_dir):
     valid, test = comparison.report_splits(str(data_dir))
     tok = CharTokenizer.train([report_text(valid.lines)])
-    recon = reporting.reconstruction_table(valid, tok)
+    recon = data_tables.reconstruction_table(valid, tok)
     assert recon["match"].tolist() == [True, True, False, True]
     conv = comparison.convert_report_claim(valid, test)
     assert conv.iloc[0]["tokens"] == REPORT.validation_tokens
@@ -169,7 +176,7 @@ def test_reconstruction_and_conversion_tables(data_dir):
     steps = comparison.conversion_steps(valid)
     assert steps["value"].iloc[5] == pytest.approx(conv.iloc[1]["word perplexity"])
     assert steps["value"].iloc[6] == 37.5
-    assert "worse, not better" in comparison.conversion_reading(valid)
+    assert "worse, not better" in evaluate_wording.conversion_reading(valid)
 
 
 def test_evaluation_table_and_the_one_axis_table():
@@ -188,7 +195,7 @@ def test_evaluation_table_and_the_one_axis_table():
                               "word perplexity": None}])
     table = comparison.models_on_one_axis(claim, ours, published, measured)
     assert len(table) == 4  # the unavailable GPT-2 adds no row
-    text = comparison.evaluation_reading(claim, ours, published)
+    text = evaluate_wording.evaluation_reading(claim, ours, published)
     assert "1.600" in text and "1.60 times" in text and "behind" in text
     assert "the same loss is 300, 8.0 times GPT-2 small" in text
 
@@ -201,28 +208,28 @@ def test_rerun_row_compares_the_reports_early_losses_with_the_run():
     cfg = get_profile("prefix").to_dict()
     close = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.50}.get(s, 2.0))
     far = fake_log(range(10, 510, 10), lambda s: {100: 2.70, 500: 1.80}.get(s, 2.0))
-    row = audit.check_early_losses_reproduced(REPORT, [Run("stated", cfg, close, None)])
-    assert row.verdict == audit.CONSISTENT and "step 500" in row.evidence
+    row = check_early_losses_reproduced(REPORT, [Run("stated", cfg, close, None)])
+    assert row.verdict == CONSISTENT and "step 500" in row.evidence
     # row 100 is a training-log line: never set beside a validation loss
     assert "step 100" not in row.evidence
-    assert audit.check_early_losses_reproduced(
-        REPORT, [Run("stated", cfg, far, None)]).verdict == audit.INCONSISTENT
+    assert check_early_losses_reproduced(
+        REPORT, [Run("stated", cfg, far, None)]).verdict == INCONSISTENT
     # one verdict per reading: a second reading that reproduces the rows makes it consistent,
     # and the row names it
     micro = {**cfg, "reading": "micro-batch"}
-    both = audit.check_early_losses_reproduced(
+    both = check_early_losses_reproduced(
         REPORT, [Run("stated", cfg, far, None), Run("micro-batch", micro, close, None)])
-    assert both.verdict == audit.CONSISTENT and "under the micro-batch reading" in both.detail
+    assert both.verdict == CONSISTENT and "under the micro-batch reading" in both.detail
     assert "stated:" in both.evidence and "micro-batch:" in both.evidence
     smoke = get_profile("smoke").to_dict()
-    assert audit.check_early_losses_reproduced(
-        REPORT, [Run("smoke", smoke, close, None)]).verdict == audit.NOT_CHECKABLE
-    assert audit.check_early_losses_reproduced(REPORT).verdict == audit.NOT_CHECKABLE
-    counts = audit.audit_counts(audit.audit_table(
-        audit.run_audit(REPORT, None, [Run("stated", cfg, far, None)])))
+    assert check_early_losses_reproduced(
+        REPORT, [Run("smoke", smoke, close, None)]).verdict == NOT_CHECKABLE
+    assert check_early_losses_reproduced(REPORT).verdict == NOT_CHECKABLE
+    counts = audit_counts(audit_table(
+        run_audit(REPORT, None, [Run("stated", cfg, far, None)])))
     assert counts["audit_total"] == sum(counts[f"audit_{v.replace(' ', '_')}"]
-                                        for v in audit.VERDICTS)
-    assert counts["audit_rerun_verdict"] == audit.INCONSISTENT
+                                        for v in VERDICTS)
+    assert counts["audit_rerun_verdict"] == INCONSISTENT
 
 
 # --- the experiment ---------------------------------------------------------------------------
@@ -294,18 +301,18 @@ def test_table_formats_cells_for_readers():
                        "word perplexity": [477813.2159, 2.9529], "unk share": [0.0718, None],
                        "progress %": [2.0, 99.6], "complete": [True, False],
                        "parameters": [25547264.0, 127.0]})
-    text = repr(reporting.table(df))
+    text = repr(tables.table(df))
     assert "10,780,437" in text and "1.2346" in text and "477,813.2" in text
     assert "2.953" in text and "7.2%" in text and "2.0%" in text and "yes" in text
     assert "25,547,264" in text and "127.0" not in text
     for bad in ("NaN", "None", "nan", "dtype", "True"):
         assert bad not in text
     assert text.count("—") == 2
-    html = reporting.table(df)._repr_html_()
+    html = tables.table(df)._repr_html_()
     assert "<th" in html and "level0 row0" not in html  # no index column
     # the same labels give the same ids whatever the numbers (nbval compares the HTML)
     assert 'id="T_h2q' in html
-    assert html.split('id="')[1][:12] == reporting.table(df * 1.01)._repr_html_().split(
+    assert html.split('id="')[1][:12] == tables.table(df * 1.01)._repr_html_().split(
         'id="')[1][:12]
 
 
@@ -313,24 +320,24 @@ def test_a_measured_value_never_prints_as_a_count():
     # nbval compares integers exactly and other numbers within a tolerance; a perplexity in
     # the millions printed without a decimal would be held to the digit on every CPU
     from nbval_tolerance import numbers_agree
-    assert reporting.significant(5667420.37) == "5,667,420.4"
-    assert reporting.significant(1855.2) == "1,855.2"
-    assert reporting.significant(15.413) == "15.41" and reporting.significant(477813.0) == "477,813"
-    assert numbers_agree(reporting.significant(5667420.4), reporting.significant(5667421.2))
+    assert tables.significant(5667420.37) == "5,667,420.4"
+    assert tables.significant(1855.2) == "1,855.2"
+    assert tables.significant(15.413) == "15.41" and tables.significant(477813.0) == "477,813"
+    assert numbers_agree(tables.significant(5667420.4), tables.significant(5667421.2))
 
 
 def test_table_of_a_series_formats_by_row_and_colours_verdicts():
-    text = repr(reporting.table(pd.Series({"elapsed_s": 4862.95, "best_val_loss": 2.29461},
-                                          name="this run")))
+    text = repr(tables.table(pd.Series({"elapsed_s": 4862.95, "best_val_loss": 2.29461},
+                                       name="this run")))
     assert "4,862.9" in text and "2.2946" in text and "dtype" not in text
     audit_like = pd.DataFrame({"claim": ["a"], "verdict": ["inconsistent"]})
-    assert "background-color: #f8d7da" in reporting.table(audit_like,
-                                                          verdict="verdict")._repr_html_()
+    assert "background-color: #f8d7da" in tables.table(audit_like,
+                                                       verdict="verdict")._repr_html_()
 
 
 def test_audit_markdown_lists_every_claim_with_its_full_detail():
-    rows = audit.audit_table(audit.run_audit(REPORT))
-    text = audit.audit_markdown(rows)
+    rows = audit_table(run_audit(REPORT))
+    text = audit_markdown(rows)
     assert text.count("\n1. ") == 0 and text.startswith("1. ")
     for row in rows.itertuples():
         assert row.detail in text and row.verdict in text
@@ -338,7 +345,7 @@ def test_audit_markdown_lists_every_claim_with_its_full_detail():
 
 def test_unstated_settings_are_read_from_the_recipe():
     cfg = get_profile("prefix")
-    table = reporting.unstated_settings(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+    table = recipe_tables.unstated_settings(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
     assumed = dict(zip(table["setting"], table["assumed here"], strict=True))
     assert assumed["seed"] == str(cfg.seed)
     assert assumed["AdamW betas"].startswith("(0.9, 0.95)")
@@ -346,15 +353,15 @@ def test_unstated_settings_are_read_from_the_recipe():
 
 
 def test_a_table_without_rows_says_why_instead_of_showing_a_bare_header():
-    shown = reporting.table(pd.DataFrame(columns=["file", "MB"]), empty="No <files> kept.")
+    shown = tables.table(pd.DataFrame(columns=["file", "MB"]), empty="No <files> kept.")
     assert shown._repr_html_() == '<p class="h2q-empty"><em>No &lt;files&gt; kept.</em></p>'
     assert repr(shown) == "No <files> kept."
-    assert "<table" in reporting.table(pd.DataFrame({"a": [1]}))._repr_html_()
+    assert "<table" in tables.table(pd.DataFrame({"a": [1]}))._repr_html_()
 
 
 def test_the_compact_beside_table_gives_the_training_rows_range():
     log = fake_log(range(10, 510, 10), power())
-    compact = reporting.beside_compact(reporting.beside_report(log)).set_index("step")
+    compact = training_tables.beside_compact(training_tables.beside_report(log)).set_index("step")
     assert list(compact.columns) == ["row", "report", "ours", "ours − report"]
     assert compact.loc[500, "ours"].endswith("(validation)")
     low, high = power()(100) + 0.05 - 2.718, power()(100) + 0.06 - 2.718

@@ -21,7 +21,6 @@ from h2q_lib.data.tokenizers import CHAR_VOCAB_SIZE
 from h2q_lib.model.gpt import GPT, GPTConfig, count_parameters, vocab_size_for_parameters
 from h2q_lib.training import checkpoint as ckpt
 from h2q_lib.training import hardware
-from h2q_lib.training import trainer as train_mod
 from h2q_lib.training.hardware import choose_precision, pick_device
 from h2q_lib.training.profiles import (
     PROFILES,
@@ -31,7 +30,9 @@ from h2q_lib.training.profiles import (
     get_profile,
     notebook_configs,
 )
-from h2q_lib.training.trainer import lr_at, train
+from h2q_lib.training.readings import lr_at
+from h2q_lib.training.samples import REPORT_PROMPTS
+from h2q_lib.training.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -270,7 +271,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(tmp_path, data_dir):
     assert all(r["perplexity"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)
     samples = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert {(s["step"], s["prompt"]) for s in samples} == {
-        (s, p) for s in (4, 8, 12) for p in train_mod.REPORT_PROMPTS}
+        (s, p) for s in (4, 8, 12) for p in REPORT_PROMPTS}
     assert all(s["text"].startswith(s["prompt"]) for s in samples)
 
 

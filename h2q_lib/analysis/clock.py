@@ -275,28 +275,26 @@ def plot_collapse(curves: list[Curve], p: float, min_step: int = MIN_STEP):
     return fig
 
 
-def clock_values(fit: ClockFit | None, summed: list[HeldOut], missing: str = "",
-                 claims=REPORT) -> dict[str, float | int | str | bool]:
-    """Numbers for the pages: the fitted p, its band, whether it passed, its range, the summed
-    rate's worst held-out miss, and the last step of the stated reading inside the range."""
+def clock_numbers(fit: ClockFit | None, summed: list[HeldOut], missing: str = "",
+                  claims=REPORT) -> dict[str, float | int | str | bool | tuple[str, ...]]:
+    """Numbers for the pages: why no clock is fitted, the summed rate's worst held-out miss
+    and, with a fit, its p, band, whether it passed, its range, the runs it was fitted on
+    (``clock_fitted_on``) and the last step of the stated reading inside the range."""
     from h2q_lib.analysis.loss_law import rates
     from h2q_lib.training.profiles import get_profile
 
     worst = [r.max_error for r in summed if r.max_error is not None]
-    values: dict[str, float | int | str | bool] = {
+    values: dict[str, float | int | str | bool | tuple[str, ...]] = {
         "clock_missing": missing, "clock_fitted": fit is not None,
-        "s1_worst": max(worst) if worst else float("nan"),
-        "clock_runs": "none (no clock is fitted)",
-        "clock_range_text": "no range: no clock is fitted"}
+        "s1_worst": max(worst) if worst else float("nan")}
     if fit is None:
         return values
     lo, hi = fit.collapse.clock_range
     tau = clock(rates(get_profile("report", reading="stated"), claims.steps), fit.collapse.p)
     inside = np.flatnonzero(tau <= hi)
-    values.update({"clock_p": fit.collapse.p, "clock_band": fit.band or float("nan"),
+    values.update({"clock_fitted_on": fit.collapse.fitted_on,
+                   "clock_p": fit.collapse.p, "clock_band": fit.band or float("nan"),
                    "clock_passed": fit.passed, "clock_range_lo": lo, "clock_range_hi": hi,
-                   "clock_runs": ", ".join(fit.collapse.fitted_on),
-                   "clock_range_text": f"{lo:,.0f} to {hi:,.0f} peak-rate steps",
                    "clock_stated_last_step": int(inside[-1]) + 1 if len(inside) else 0})
     return values
 

@@ -6,7 +6,8 @@ the new run's training text and shape, and writes ``prediction.json`` into the r
 in the repository: the recipe, the fit (its p, the runs and clock range it covers, its
 leave-one-out check) and the predicted validation loss at every evaluation step, with a band
 of ± the clock's largest held-out miss. The prediction is committed before the run's first
-log record; git history shows the order. The book reads it beside the run's ``log.jsonl``.
+log record; git history shows the order. The book reads it beside the run's ``log.jsonl``
+(``book.wording.readings`` words the outcome).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def read_preregistered(run_dirs: dict[str, str | os.PathLike]) -> list[Preregist
     return out
 
 
-def _outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
+def outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
     """``(steps whose band held, steps judged, largest |measured − predicted|)``; None until
     the run has measured a predicted step."""
     judged = beside_measurement(pred, run).dropna(subset=["held"])
@@ -159,32 +160,6 @@ def preregistered_table(entries: list[Preregistered]) -> pd.DataFrame:
     return pd.DataFrame() if table is None else table
 
 
-def preregistered_reading(entries: list[Preregistered]) -> str:
-    """Each pre-registered run in a sentence: what was predicted, when, and whether the
-    measurement (once committed) fell inside the band."""
-    if not entries:
-        return "No run is pre-registered for this profile."
-    sentences = []
-    for name, pred, run in entries:
-        clock_fit = pred["clock"]
-        points = [p for p in pred["points"] if p["predicted"] is not None]
-        head = (f"**{name}** (`{pred['command']}`): predicted at revision "
-                f"{pred['predicted_at_revision']} from the clock fitted on "
-                f"{', '.join(clock_fit['fitted_on'])} (p = {clock_fit['p']:g}, band "
-                f"±{clock_fit['band_nats']:.3f} nats), from step {points[0]['step']:,} "
-                f"({points[0]['predicted']:.3f}) to step {points[-1]['step']:,} "
-                f"({points[-1]['predicted']:.3f})" if points else
-                f"**{name}**: the clock predicted none of its steps")
-        outcome = _outcome(pred, run)
-        if outcome is None:
-            sentences.append(head + "; the run is not committed yet, so nothing is measured.")
-            continue
-        held, judged, worst = outcome
-        sentences.append(head + f"; measured to step {run.last_step:,}: the band held at "
-                         f"{held} of {judged} steps, the largest miss {worst:.3f} nats.")
-    return " ".join(sentences)
-
-
 def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
     """The curves of ``clock_runs`` for ``profile``'s recipe (``loss_law.Curve``), each
     named as the book names its run (the profile's own run is "stated")."""
@@ -198,17 +173,3 @@ def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
     names[profile] = "stated"
     return [dataclasses.replace(run.curve(), name=names.get(run.name, run.name))
             for run in clock_runs(runs_dir, get_profile(profile))]
-
-
-def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
-    """For the pages: each measured pre-registered run's outcome in a phrase, joined
-    (``preregistered_outcome``; empty when none is measured yet)."""
-    outcomes = []
-    for name, pred, run in entries:
-        outcome = _outcome(pred, run)
-        if outcome is None:
-            continue
-        held, judged, worst = outcome
-        outcomes.append(f"{name} held its band at {held} of {judged} predicted steps "
-                        f"(largest miss {worst:.2f} nats)")
-    return {"preregistered_outcome": "; ".join(outcomes)}

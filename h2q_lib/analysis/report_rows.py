@@ -11,7 +11,8 @@ run gives three readings of it, all from the per-step losses its ``log.jsonl`` k
 - the mean of the last ``WINDOW`` steps (a logger that averages since its last line);
 - the running mean since step 1 (a logger that never resets its average).
 
-Differences are always run − report: positive when the run's loss is higher.
+Differences are always run − report: positive when the run's loss is higher. The values are
+numbers; ``book.wording.readings`` words the verdict.
 """
 
 from __future__ import annotations
@@ -133,25 +134,27 @@ def training_rows_table(runs: list, claims: ReportClaims = REPORT) -> pd.DataFra
     return pd.DataFrame(out)
 
 
-def training_row_verdict(runs: list, step: int, claims: ReportClaims = REPORT,
-                         tolerance: float = TOLERANCE) -> str:
-    """One sentence on a training-log row: which readings of which runs come within
-    ``tolerance`` of the report's Loss and which do not; when they disagree, no verdict."""
+@dataclass(frozen=True)
+class TrainingRowOutcome:
+    """The readings of every run at one training-log row, against the report's Loss."""
+
+    step: int
+    tolerance: float
+    diffs: list[float]  # run − report under every available (run, reading)
+    hits: list[tuple[str, str]]  # the (run, reading) within tolerance, in the runs' order
+
+
+def training_row_outcome(runs: list, step: int, claims: ReportClaims = REPORT,
+                         tolerance: float = TOLERANCE) -> TrainingRowOutcome | None:
+    """Which readings of which runs come within ``tolerance`` of the report's Loss at the
+    training-log row ``step``; None when no run reached it."""
     rows = [r for r in training_rows(runs, claims) if r.step == step]
     if not rows:
-        return f"no run reached the training-log row {step:,}"
+        return None
     available = {(r.run, reading): r.diff(reading) for r in rows
                  for reading in TRAINING_READINGS if r.diff(reading) is not None}
     hits = {(r.run, reading) for r in rows for reading in TRAINING_READINGS
             if r.reproduced(reading, tolerance)}
-    spread = list(available.values())
-    span = f"run − report from {min(spread):+.3f} to {max(spread):+.3f} nats"
-    if not hits:
-        return f"missed under every reading of the training loss ({span})"
-    if len(hits) == len(available):
-        return f"reproduced under every reading of the training loss ({span})"
-    named = "; ".join(f"{run}'s {reading}" for run, reading in sorted(
-        hits, key=lambda h: ([r.run for r in rows].index(h[0]), TRAINING_READINGS.index(h[1]))))
-    return (f"undecided: within {100 * tolerance:.0f} % for {named}, not for the other "
-            f"{len(available) - len(hits)} readings, and the report does not say which "
-            f"training loss it printed ({span})")
+    order = [r.run for r in rows]
+    return TrainingRowOutcome(step, tolerance, list(available.values()), sorted(
+        hits, key=lambda h: (order.index(h[0]), TRAINING_READINGS.index(h[1]))))

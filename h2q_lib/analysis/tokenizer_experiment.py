@@ -219,31 +219,31 @@ def plot_experiment(table: pd.DataFrame):
     return fig
 
 
-def experiment_reading(table: pd.DataFrame) -> str:
-    """Markdown: what the experiment's table shows, worded from the table itself; the ranking
-    uses only the tokenizers whose bits per byte compare (``comparable``)."""
+def experiment_comparison(table: pd.DataFrame) -> dict:
+    """What the experiment's table shows, as values for its reading: the spread of token
+    perplexity (max / min) and of bits per byte, the training PFLOP range (None without that
+    column), the best and worst bits per byte among the tokenizers that compare
+    (``comparable``; all of them when none does), the lowest token perplexity, and each
+    tokenizer that does not compare with its vocabulary (None without that column), ``<unk>``
+    share and bits per byte."""
     bpb, tppl = table["bits per byte"], table["token perplexity"]
     ok = comparable(table)
     ranked = bpb[ok] if ok.any() else bpb
-    best, worst = ranked.idxmin(), ranked.idxmax()
-    lowest_tppl = tppl.idxmin()
-    text = (
-        f"**What the experiment shows.** Token perplexity spans a factor of "
-        f"{tppl.max() / tppl.min():,.0f} across the {len(table)} tokenizers although the models "
-        f"share one body and the same training bytes; bits per byte, the unit that compares "
-        f"them, spans a factor of {bpb.max() / bpb.min():.1f} ({bpb.min():.2f}–{bpb.max():.2f}). ")
-    if "training PFLOP" in table:
-        pf = table["training PFLOP"]
-        text += (f"Equal bytes are not equal compute: the models spent {pf.min():.3f}–"
-                 f"{pf.max():.3f} PFLOP. ")
-    text += (f"Among the tokenizers that compare, `{best}` has the lowest bits per byte and "
-             f"`{worst}` the highest. `{lowest_tppl}` has the lowest token perplexity")
-    text += (", and also the lowest bits per byte." if lowest_tppl == best else
-             f", yet `{best}` needs fewer bits per byte: a low token perplexity says nothing "
-             "by itself.")
-    for name in table.index[~ok]:
-        vocab = f" ({int(table.loc[name, 'vocab']):,} entries)" if "vocab" in table else ""
-        text += (f" `{name}`{vocab} maps {table.loc[name, 'unk share']:.1%} of test tokens "
-                 "to `<unk>`, a free prediction of a whole word, so its "
-                 f"{bpb[name]:.2f} bits per byte is not comparable and it is not ranked.")
-    return text
+    pflop = table["training PFLOP"] if "training PFLOP" in table else None
+    return {
+        "tokenizers": len(table),
+        "tppl_spread": tppl.max() / tppl.min(),
+        "bpb_spread": bpb.max() / bpb.min(),
+        "bpb_min": bpb.min(),
+        "bpb_max": bpb.max(),
+        "pflop_range": None if pflop is None else (pflop.min(), pflop.max()),
+        "best": ranked.idxmin(),
+        "worst": ranked.idxmax(),
+        "lowest_tppl": tppl.idxmin(),
+        "not_comparable": [
+            {"name": name,
+             "vocab": int(table.loc[name, "vocab"]) if "vocab" in table else None,
+             "unk_share": table.loc[name, "unk share"],
+             "bpb": bpb[name]}
+            for name in table.index[~ok]],
+    }

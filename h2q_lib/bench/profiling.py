@@ -1,7 +1,7 @@
 """Where a training step and an evaluation batch spend their time (``torch.profiler``).
 
 One step is run under the profiler the way the trainer runs it: ``accum`` micro-batches cut
-from a token array (``train.get_batch``), autocast at the chosen precision, backward, gradient
+from a token array (``batches.get_batch``), autocast at the chosen precision, backward, gradient
 clipping and AdamW. Every operator's *self* time (its own, not its children's) goes to one
 category; the wall time no operator accounts for is Python and the framework around them.
 
@@ -106,7 +106,7 @@ def _token_array(cfg: GPTConfig, n: int = 200_000) -> np.ndarray:
 def profile_training_step(cfg: GPTConfig, device: str, precision: str, batch: int, accum: int,
                           limit: float) -> dict:
     """One optimizer step of ``accum × batch`` sequences, profiled after two warm-up steps."""
-    from h2q_lib.training.trainer import get_batch
+    from h2q_lib.training.batches import get_batch
 
     torch.manual_seed(0)
     model = GPT(cfg).to(device)

@@ -3,11 +3,13 @@
 Every comparison divides one summed negative log-likelihood (nats) by the units of the same
 text (``metrics``): a per-character perplexity and a per-word perplexity are different
 quantities, and bits per byte is the axis on which a character model and a BPE model meet.
+The chapter's sentences about these numbers are ``book.wording.evaluate``'s.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -92,20 +94,31 @@ def conversion_steps(valid_split: Split, claims: ReportClaims = REPORT) -> pd.Da
     return pd.DataFrame(rows, columns=["step", "value", "note"]).set_index("step")
 
 
-def conversion_reading(valid_split: Split, claims: ReportClaims = REPORT) -> str:
-    """Markdown: step 6 with both word counts, as multiples of GPT-2 small's perplexity."""
+@dataclass(frozen=True)
+class ConversionNumbers:
+    """Step 6 of ``conversion_steps`` with both word counts of the validation split."""
+
+    all_words: int  # every WikiText word of the split, headings included (GPT-2's divisor)
+    scored_words: int  # the words of the text the report's model scored
+    ppl_all: float  # word perplexity over ``all_words``
+    ppl_scored: float  # word perplexity over ``scored_words``
+    gpt2_small: float  # GPT-2 small's published WikiText-103 perplexity
+
+    @property
+    def worse(self) -> bool:
+        """Whether the report's model is worse than GPT-2 small per word (the flattering
+        count)."""
+        return self.ppl_all > self.gpt2_small
+
+
+def conversion_numbers(valid_split: Split, claims: ReportClaims = REPORT) -> ConversionNumbers:
+    """The report's loss as word perplexity on ``valid_split`` with both word counts:
+    nll = loss × ``report_char_tokens``, word perplexity = exp(nll / words)."""
     nll = claims.best_val_loss * report_char_tokens(valid_split.lines)
     all_words = wikitext_words(valid_split.lines)
     scored_words = wikitext_words(report_lines(valid_split.lines))
-    small = gpt2_small_published(claims)
-    ppl_all, ppl_scored = word_perplexity(nll, all_words), word_perplexity(nll, scored_words)
-    return (
-        f"Step 6 divides by all {all_words:,} WikiText words of the validation split, including "
-        f"the headings that the report's preprocessing dropped, so it flatters the report "
-        f"slightly; dividing by the {scored_words:,} words the model actually scored gives "
-        f"{ppl_scored:.0f}. Either way, on the validation split the report's model's word "
-        f"perplexity is {ppl_all / small:.1f}× to {ppl_scored / small:.1f}× GPT-2 small's "
-        f"test-split 37.5: " + ("worse, not better." if ppl_all > small else "better."))
+    return ConversionNumbers(all_words, scored_words, word_perplexity(nll, all_words),
+                             word_perplexity(nll, scored_words), gpt2_small_published(claims))
 
 
 def gpt2_published_on_axes(test_split: Split) -> pd.DataFrame:
@@ -199,27 +212,39 @@ def plot_bits_per_byte(table: pd.DataFrame, split: str = "test"):
     return fig
 
 
-def evaluation_reading(claim: pd.DataFrame, ours: pd.DataFrame, published: pd.DataFrame,
-                       claims: ReportClaims = REPORT) -> str:
-    """Markdown: the report's claim, GPT-2 and this run on bits per byte (test split)."""
-    claim_bpb = float(claim.loc[claim["split"] == "test", "bits per byte"].iloc[0])
+@dataclass(frozen=True)
+class EvaluationNumbers:
+    """The test split's bits per byte of the report's claim, GPT-2 and this run."""
+
+    claim_bpb: float  # the report's claim, converted
+    gpt2_bpb_worst: float  # the GPT-2 sizes' highest (GPT-2 small's)
+    gpt2_bpb_best: float  # and lowest
+    gpt2_small: float  # GPT-2 small's published word perplexity
+    claim_wppl: float  # the claim per word, all WikiText words of the test split
+    best_perplexity: float  # the report's own (per-character) perplexity
+    ours_bpb: float | None  # this run on the report's test text (None: not scored)
+
+    @property
+    def ours_behind(self) -> bool:
+        """Whether this run's bits per byte are above (worse than) the report's claim."""
+        return self.ours_bpb is not None and self.ours_bpb > self.claim_bpb
+
+
+def evaluation_numbers(claim: pd.DataFrame, ours: pd.DataFrame, published: pd.DataFrame,
+                       claims: ReportClaims = REPORT) -> EvaluationNumbers:
+    """The numbers behind the chapter's reading: ``claim`` (``convert_report_claim``),
+    ``ours`` (``evaluation_table``) and ``published`` (``gpt2_published_on_axes``) on the
+    test split."""
+    claim_test = claim[claim["split"] == "test"]
     gpt2 = published["bits per byte (converted)"]
-    small = gpt2_small_published(claims)
-    test_wppl = float(claim.loc[claim["split"] == "test", "word perplexity"].min())
-    text = (
-        f"**Reading.** On bits per byte (test), the report's claim converts to {claim_bpb:.3f}; "
-        f"the GPT-2 sizes reach {gpt2.max():.3f} to {gpt2.min():.3f}, so even GPT-2 small "
-        f"needs {claim_bpb / gpt2.max():.2f} times fewer bits per byte. The report's "
-        f"{claims.best_perplexity} is a per-character perplexity; per word of the test split "
-        f"(all its WikiText words, GPT-2's count) the same loss is {test_wppl:.0f}, "
-        f"{test_wppl / small:.1f} times GPT-2 small's {small}.")
     test = ours[(ours["split"] == "test") & (ours["protocol"] == "report")]
-    if len(test):
-        bpb = float(test["bits per byte"].iloc[0])
-        text += (f" This run reaches {bpb:.3f} bits per byte on the report's own test text, "
-                 f"{'behind' if bpb > claim_bpb else 'ahead of'} the report's claim, after "
-                 "the training it had (see {doc}`02_train`).")
-    return text
+    return EvaluationNumbers(
+        claim_bpb=float(claim_test["bits per byte"].iloc[0]),
+        gpt2_bpb_worst=gpt2.max(), gpt2_bpb_best=gpt2.min(),
+        gpt2_small=gpt2_small_published(claims),
+        claim_wppl=float(claim_test["word perplexity"].min()),
+        best_perplexity=claims.best_perplexity,
+        ours_bpb=float(test["bits per byte"].iloc[0]) if len(test) else None)
 
 
 def measure_gpt2(names: list[str], data_dir: str | None = None,

@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from h2q_lib.core.errors import ConfigError
 from h2q_lib.data import wikitext as data
-from h2q_lib.evaluation.checkpoint_scores import EVAL_CONFIG, load_scoring_model
+from h2q_lib.evaluation.checkpoint_identity import load_scoring_model
 from h2q_lib.evaluation.documents import (
     _logits,
     as_device,
@@ -52,6 +52,7 @@ from h2q_lib.evaluation.documents import (
     rolling_windows,
     score_jobs,
 )
+from h2q_lib.evaluation.protocols import EVAL_CONFIG
 from h2q_lib.model.gpt import GPT
 from h2q_lib.training.hardware import autocast, available_devices, pick_device
 

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from h2q_lib.claims.completion_report import REPORT
-
-if TYPE_CHECKING:
-    from h2q_lib.training.profiles import TrainConfig
 
 # One pass over the report's training text (its "527,706,706 tokens") at its 16,384 tokens a
 # step: the length a cosine set for "one epoch" would have.
@@ -107,6 +104,20 @@ READINGS: dict[str, Reading] = {
 }
 
 
+class ScheduleRecipe(Protocol):
+    """The recipe fields the schedule reads (``profiles.TrainConfig`` has them; it names
+    ``READINGS`` as the allowed values of ``reading``, so this module cannot import it)."""
+
+    reading: str
+    grad_accum: int
+    warmup: int
+    lr: float
+    min_lr: float
+
+    @property
+    def schedule_length(self) -> int: ...
+
+
 def get_reading(name: str) -> Reading:
     from h2q_lib.core.errors import ConfigError
 
@@ -115,7 +126,7 @@ def get_reading(name: str) -> Reading:
     return READINGS[name]
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: ScheduleRecipe) -> float:
     """The learning rate applied at optimizer step ``step`` (0-based) under ``cfg.reading``.
 
     With p the reading's position of the step, W = ``warmup``, S = the reading's
