@@ -17,6 +17,22 @@ def pytest_configure(config):
 
         install()
 
+
+def pytest_collection_modifyitems(session, config, items):
+    """nbval runs the regression notebooks in the pipeline's order, not the file names': the
+    readings chapter (03) shows the scores that the evaluation chapter (04) stores in the
+    smoke run folder, so it runs after 04 as ``h2q pipeline`` ran it."""
+    from h2q_lib.book.pipeline import NOTEBOOKS
+
+    def notebook_place(item) -> int:
+        stem = Path(str(item.fspath)).stem
+        return NOTEBOOKS.index(stem) if str(item.fspath).endswith(".ipynb") and (
+            stem in NOTEBOOKS) else -1
+
+    notebooks = sorted((i for i in items if notebook_place(i) >= 0), key=notebook_place)
+    slots = iter(notebooks)  # the notebooks' cells keep their slots, reordered among them
+    items[:] = [next(slots) if notebook_place(i) >= 0 else i for i in items]
+
 # <repo>/../shared/data/wikitext, computed from this file's location (tests/ -> repo -> parent).
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wikitext"
 
