@@ -144,15 +144,26 @@ def dumps(obj: object, indent: int | None = None) -> str:
     return json.dumps(strict(obj), indent=indent, allow_nan=False)
 
 
+def loads(text: str | bytes) -> object:
+    """``json.loads``, with the parser's own limits raised as the ``ValueError`` of any bad
+    JSON: 100,000 nested brackets overflow its recursion (``RecursionError``), and a
+    5,000-digit integer exceeds ``int``'s digit limit (already a ``ValueError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
+
+
 def write_json(path: str | os.PathLike, obj: object) -> None:
     write_text(path, dumps(obj, indent=1) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> dict | None:
-    """A JSON object from ``path``; None when the file is missing, unreadable or not an object."""
+    """A JSON object from ``path``; None when the file is missing, unreadable (``loads``: what
+    the parser cannot hold included) or not an object."""
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        value = loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -171,8 +182,8 @@ def read_jsonl(path: str | os.PathLike, announce: Callable[[str], None] | None =
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = loads(line)
+        except ValueError:
             record = None
         if not isinstance(record, dict):
             if announce:
@@ -285,7 +296,17 @@ OWN_FILES = {
     "token_cache": re.compile(r"^wikitext-[\w.-]+\.(train|validation|test)\.[\w-]+\.(bin|json)$"),
 }
 # ``atomic_write``'s temporaries: ``.<name>.<8 random characters>.tmp``
-TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def is_own_temporary(entry: Path, folder: str | None = None) -> bool:
+    """Whether ``entry`` is a temporary of a file that h2q writes in ``folder`` (None: the run
+    folder itself; else ``checkpoints`` or ``token_cache``). A user's ``.draft.12345678.tmp``
+    has the shape but not the name of one of h2q's files, so it is not ours."""
+    name = match["name"] if (match := TEMPORARY.match(entry.name)) else None
+    if name is None:
+        return False
+    return bool(OWN_FILES[folder].match(name)) if folder else name in {*RUN_ENTRIES, *BEFORE_RUN}
 
 
 def _refuse_symlink(run_dir: Path, what: str) -> None:
@@ -301,11 +322,12 @@ def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
     this folder is alive then. Returns what was removed."""
     run_dir = Path(run_dir)
     removed = []
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / "token_cache"):
+    for sub in (None, "checkpoints", "token_cache"):
+        folder = run_dir / sub if sub else run_dir
         if not folder.is_dir() or folder.is_symlink():
             continue
         for entry in folder.iterdir():
-            if TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            if is_own_temporary(entry, sub) and entry.is_file() and not entry.is_symlink():
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed.append(entry)
@@ -341,7 +363,7 @@ def restart_run_folder(run_dir: str | os.PathLike,
                 continue
             if name in OWN_FILES and entry.is_dir() and not entry.is_symlink():
                 for inner in entry.iterdir():
-                    ours = OWN_FILES[name].match(inner.name) or TEMPORARY.match(inner.name)
+                    ours = OWN_FILES[name].match(inner.name) or is_own_temporary(inner, name)
                     if ours and (inner.is_file() or inner.is_symlink()):
                         inner.unlink()
                     else:
@@ -353,7 +375,7 @@ def restart_run_folder(run_dir: str | os.PathLike,
             elif entry.exists() or entry.is_symlink():
                 entry.unlink()
         for entry in run_dir.iterdir():
-            if TEMPORARY.match(entry.name) and entry.is_file():
+            if is_own_temporary(entry) and entry.is_file():
                 entry.unlink()
     with contextlib.suppress(OSError):
         (run_dir / LOCK).unlink()
@@ -397,9 +419,13 @@ class RunLock:
             if e.errno == errno.EISDIR or self.path.is_dir():
                 raise self._refuse("is a folder, not a file") from None
             raise self._refuse(f"cannot be opened for writing ({e.strerror or e})") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise self._refuse("is not a regular file")
+        if info.st_nlink > 1:  # a hard link: locking truncates it, and so its other name
+            os.close(fd)
+            raise self._refuse(f"has {info.st_nlink} names (a hard link)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
