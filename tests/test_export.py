@@ -68,7 +68,8 @@ def test_pages(data_dir) -> list[str]:
 def smoke_run(tmp_path_factory, data_dir) -> Path:
     """A trained smoke run, scored by ``h2q evaluate --protocol lm-eval`` (first pages)."""
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
-    runtime = RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32")
+    runtime = RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32",
+                            attention="sdpa")
     train(SMOKE, run_dir, runtime)
     evaluate_run(run_dir, protocols=("lm-eval",), splits=("test",), max_documents=N_PAGES,
                  data_dir=data_dir, device="cpu", precision="fp32", batch_size=4)

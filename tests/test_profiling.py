@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from h2q_lib.bench import evaluation_speed, matmul_speed, peer_speed, profiling, timing
+from h2q_lib.bench import evaluation_speed, matmul_speed, peer_speed, profiling
 from h2q_lib.bench.transformers_peer import TransformersPeer
 from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.model.gpt import GPT, GPTConfig, count_parameters
+from h2q_lib.training import timing
 
 TINY = GPTConfig(vocab_size=11, n_layer=2, n_embd=32, n_head=2, n_ff=64, block_size=16)
 

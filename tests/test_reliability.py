@@ -57,7 +57,8 @@ EVERY_STEP = dataclasses.replace(TINY, ckpt_every=1, eval_every=1)
 
 @pytest.fixture(scope="module")
 def runtime(data_dir) -> RuntimeConfig:
-    return RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32")
+    return RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32",
+                         attention="sdpa")
 
 
 @pytest.fixture(scope="module")

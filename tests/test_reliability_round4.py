@@ -29,7 +29,8 @@ TINY = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=
 
 @pytest.fixture(scope="module")
 def runtime(data_dir) -> RuntimeConfig:
-    return RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32")
+    return RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu", precision="fp32",
+                         attention="sdpa")
 
 
 @pytest.fixture(scope="module")

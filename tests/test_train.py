@@ -46,7 +46,8 @@ def tiny(data_dir, **kw):
 
 
 def fast(data_dir) -> RuntimeConfig:
-    return RuntimeConfig(data_dir=str(data_dir), quiet=True, precision="fp32")
+    # the kernels agree to rounding only: runs compared bit for bit fix one, as the precision
+    return RuntimeConfig(data_dir=str(data_dir), quiet=True, precision="fp32", attention="sdpa")
 
 
 def losses(run_dir):

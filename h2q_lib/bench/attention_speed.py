@@ -6,18 +6,10 @@ backend, and the formula written out; forward alone (evaluation) and forward and
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from h2q_lib.bench.timing import best_seconds
+from h2q_lib.model.attention import KERNELS, causal_attention
 from h2q_lib.model.gpt import GPTConfig
-
-
-def explicit_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                              mask: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d masked to the past)·v, written out (the benchmark's third kernel)."""
-    scores = (q @ k.transpose(-1, -2)) * q.size(-1) ** -0.5
-    return scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+from h2q_lib.training.timing import best_seconds
 
 
 def attention_milliseconds(cfg: GPTConfig, device: str, precision: str, batch: int,
@@ -35,19 +27,11 @@ def attention_milliseconds(cfg: GPTConfig, device: str, precision: str, batch: i
     q, k, v = (torch.randn(batch, h, t, hd, device=device, dtype=dtype, requires_grad=True)
                for _ in range(3))
     grad_out = torch.randn(batch, h, t, hd, device=device, dtype=dtype)
-    mask = torch.ones(t, t, dtype=torch.bool, device=device).tril()
 
-    def explicit():
-        return explicit_causal_attention(q, k, v, mask)
+    def kernel(name: str):
+        return lambda: causal_attention(q, k, v, name)
 
-    def sdpa():
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-    def sdpa_math():
-        with sdpa_kernel(SDPBackend.MATH):
-            return sdpa()
-
-    kernels = (("sdpa", sdpa), ("sdpa_math", sdpa_math), ("explicit", explicit))
+    kernels = tuple((name, kernel(name)) for name in KERNELS)
     with torch.inference_mode():
         forward = {f"attention_ms_{name}": 1e3 * best_seconds(fn, device, repeats)
                    for name, fn in kernels}

@@ -57,6 +57,7 @@ from h2q_lib.core.run_folder import check_writable
 from h2q_lib.data.tokenizers import CHAR_VOCAB_SIZE
 from h2q_lib.data.wikitext import Split
 from h2q_lib.model.gpt import GPTConfig, count_parameters, flops_per_token
+from h2q_lib.training.attention_rule import AttentionChoice, choose_attention
 from h2q_lib.training.hardware import (
     PrecisionChoice,
     choose_precision,
@@ -111,6 +112,7 @@ class BenchSetting:
 
     device: str
     choice: PrecisionChoice
+    attention: AttentionChoice  # the trainer's rule at the benchmark's micro-batch
     cfg: GPTConfig
     batch_size: int
     accum: int  # micro-batches an optimizer step
@@ -131,8 +133,10 @@ def bench_setting(device: str, quick: bool, batch_size: int, grad_accum: int) ->
     """The setting on ``device`` (``"auto"`` picks one); a quick run times each thing once and
     steps over one micro-batch."""
     device = pick_device(device)
-    return BenchSetting(device=device, choice=choose_precision(device),
-                        cfg=REPORT.model_config(CHAR_VOCAB_SIZE), batch_size=batch_size,
+    choice, cfg = choose_precision(device), REPORT.model_config(CHAR_VOCAB_SIZE)
+    return BenchSetting(device=device, choice=choice,
+                        attention=choose_attention(cfg, batch_size, device, choice.precision),
+                        cfg=cfg, batch_size=batch_size,
                         accum=1 if quick else grad_accum, repeats=1 if quick else 3, quick=quick)
 
 
@@ -193,13 +197,14 @@ def measure_ladder(s: BenchSetting, ladder: tuple[TrainVariant, ...]) -> LadderR
     for p in range(passes):
         for variant in ladder if p % 2 == 0 else reversed(ladder):
             tps = training_rate(s.cfg, s.device, variant, s.batch_size, s.accum,
-                                max(1, s.repeats - 1))
+                                max(1, s.repeats - 1), s.attention.kernel)
             rates.best[variant.name] = max(rates.best.get(variant.name, 0.0), tps)
             rates.worst[variant.name] = min(rates.worst.get(variant.name, tps), tps)
         for b, a in cuts:
             key = f"{b} x {a}"
             rates.cuts[key] = max(rates.cuts.get(key, 0.0), training_rate(
-                s.cfg, s.device, TRAINER_DEFAULT, b, a, max(1, s.repeats - 1)))
+                s.cfg, s.device, TRAINER_DEFAULT, b, a, max(1, s.repeats - 1),
+                s.attention.kernel))
         # evaluation in every pass too, so that its ratio to training is taken side by side
         rates.eval_tokens_per_s = max(rates.eval_tokens_per_s, eval_rate(
             s.cfg, s.device, s.precision, s.batch_size, 2 * s.repeats))
@@ -231,7 +236,7 @@ def measure_beside_ladder(s: BenchSetting, limit: float, split: Split | None,
             s.cfg, s.precision, s.batch_size, s.repeats)
     # the peer in turns with the trainer's own step, so that a slow spell hits both sides
     peer = (peer_comparison(s.cfg, s.device, s.precision, s.batch_size, s.accum,
-                            2 if s.quick else 5) if with_peer else {})
+                            2 if s.quick else 5, s.attention.kernel) if with_peer else {})
     profiles = ({"profile_train": profile_training_step(s.cfg, s.device, s.precision,
                                                         s.batch_size, s.accum, limit),
                  "profile_eval": profile_eval_batch(s.cfg, s.device, s.precision,
@@ -301,6 +306,9 @@ def benchmark_result(s: BenchSetting, ladder: tuple[TrainVariant, ...], m: Measu
                                      **m.ladder.cuts},
         "train_precision": s.precision,
         "train_precision_reason": s.choice.reason,
+        "train_attention": s.attention.kernel,
+        "train_attention_reason": s.attention.reason,
+        "train_attention_probe_ms": s.attention.probe_ms,
         "train_tokens_per_s": trainer["tokens_per_s"],
         "train_MFU_vs_measured_limit": trainer["MFU_vs_measured_limit"],
         "eager_fp32_tokens_per_s": train[0]["tokens_per_s"],

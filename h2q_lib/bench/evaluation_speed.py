@@ -8,12 +8,12 @@ import time
 
 import torch
 
-from h2q_lib.bench.timing import best_seconds, sync_device
 from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.data.tokenizers import CharTokenizer
 from h2q_lib.data.wikitext import Split
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training.hardware import autocast
+from h2q_lib.training.timing import best_seconds, sync_device
 
 
 @torch.inference_mode()

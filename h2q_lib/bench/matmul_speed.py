@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from h2q_lib.bench.timing import best_seconds, sync_device
 from h2q_lib.model.gpt import GPTConfig
+from h2q_lib.training.timing import best_seconds, sync_device
 
 
 def matmul_rate(device: str, dtype: torch.dtype, n: int | None = None, repeats: int = 3,

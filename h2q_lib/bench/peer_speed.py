@@ -8,18 +8,19 @@ import statistics
 import torch
 from torch import nn
 
-from h2q_lib.bench.timing import paired_step_seconds
 from h2q_lib.bench.training_speed import train_step
 from h2q_lib.bench.transformers_peer import TransformersPeer
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training.hardware import autocast
+from h2q_lib.training.timing import paired_step_seconds
 
 
 def peer_comparison(cfg: GPTConfig, device: str, precision: str, batch: int, accum: int,
-                    rounds: int) -> dict[str, float | list[float] | int]:
+                    rounds: int, attention: str = "sdpa") -> dict[str, float | list[float] | int]:
     """Ours against transformers' GPT-2 of the same shape, side by side in turns
     (``paired_step_seconds``): a training step (the trainer's settings: ``precision``,
-    fused AdamW, ``accum`` micro-batches of ``batch × T``) and an evaluation batch.
+    fused AdamW, ``accum`` micro-batches of ``batch × T``, attention through ``attention``,
+    the kernel the attention rule chose) and an evaluation batch.
 
     ``train_over_transformers`` is the median over rounds of theirs ÷ ours step time, its
     ``_range`` the lowest and highest round; the tokens/s are each side's median step.
@@ -27,7 +28,8 @@ def peer_comparison(cfg: GPTConfig, device: str, precision: str, batch: int, acc
     tokens = batch * cfg.block_size
     out: dict[str, float | list[float] | int] = {}
     torch.manual_seed(0)
-    models = {"ours": GPT(cfg).to(device), "transformers": TransformersPeer(cfg).to(device)}
+    models = {"ours": GPT(cfg).to(device).set_attention(attention),
+              "transformers": TransformersPeer(cfg).to(device)}
     out["transformers_parameters"] = sum(p.numel() for p in models["transformers"].parameters())
     batches = [(torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device),) * 2
                for _ in range(accum)]

@@ -48,6 +48,8 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("cpu_capability", "CPU capability (torch kernels; bf16 flags)", ""),
     ("train_precision", "precision chosen by the rule (precision=auto)", ""),
     ("train_precision_reason", "  why", ""),
+    ("train_attention", "attention kernel chosen by the rule (attention=auto)", ""),
+    ("train_attention_reason", "  why (one layer, forward and backward, in turns)", ""),
     ("matmul_bf16_TFLOPs", "bf16 matrix product, achievable", "TFLOP/s"),
     ("matmul_fp32_TFLOPs", "fp32 matrix product, achievable", "TFLOP/s"),
     ("matmul_limit_type", "the limit: the faster of the two", ""),

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from h2q_lib.bench.timing import best_seconds
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training.hardware import autocast, choose_precision
+from h2q_lib.training.timing import best_seconds
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,22 @@ class TrainVariant:
     precision: str  # "fp32", or "auto" for the trainer's rule (hardware.choose_precision)
     fused_adamw: bool
     compile: bool
+    # a kernel of ``model.attention``, or "rule": the attention rule's choice on this machine
+    attention: str = "sdpa"
 
 
-# what ``train()`` does unless told otherwise: autocast, fused AdamW, no compile
-TRAINER_DEFAULT = TrainVariant("+ fused AdamW (the trainer's default)", "auto", True, False)
+# what ``train()`` does unless told otherwise: autocast, fused AdamW, the attention rule's
+# kernel, no compile
+TRAINER_DEFAULT = TrainVariant("+ the attention rule (the trainer's default)", "auto", True,
+                               False, "rule")
 
 TRAIN_LADDER: tuple[TrainVariant, ...] = (
     TrainVariant("fp32 eager, for-loop AdamW (reference)", "fp32", False, False),
     TrainVariant("+ the precision rule (bf16 autocast where it is faster)", "auto", False,
                  False),
+    TrainVariant("+ fused AdamW", "auto", True, False),
     TRAINER_DEFAULT,
-    TrainVariant("+ torch.compile (--compile true)", "auto", True, True),
+    TrainVariant("+ torch.compile (--compile true)", "auto", True, True, "rule"),
 )
 
 
@@ -51,10 +56,12 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer,
 
 
 def training_rate(cfg: GPTConfig, device: str, variant: TrainVariant, batch: int, accum: int,
-                  repeats: int) -> float:
-    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens."""
+                  repeats: int, rule_kernel: str = "sdpa") -> float:
+    """Tokens/s of one optimizer step over ``accum`` micro-batches of ``batch × T`` tokens
+    (attention through ``rule_kernel`` where the variant follows the attention rule)."""
     torch.manual_seed(0)
-    model = GPT(cfg).to(device)
+    model = GPT(cfg).to(device).set_attention(
+        rule_kernel if variant.attention == "rule" else variant.attention)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=variant.fused_adamw,
                             foreach=False if not variant.fused_adamw else None)
     step_model = torch.compile(model) if variant.compile else model

@@ -33,10 +33,14 @@ def training_speed(summary: dict) -> pd.Series:
 
 
 def sessions_table(summary: dict) -> pd.DataFrame:
-    """Each process that trained part of the run: steps, device, precision, git revision."""
+    """Each process that trained part of the run: steps, device, precision, attention kernel
+    (``sdpa`` for sessions from before the attention rule, the only kernel then), git
+    revision."""
     rows = summary.get("sessions", [])
-    columns = ["from_step", "to_step", "device", "precision", "reason", "git_revision"]
-    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+    columns = ["from_step", "to_step", "device", "precision", "reason", "attention",
+               "git_revision"]
+    return pd.DataFrame([{c: r.get(c, "sdpa" if c == "attention" else None) for c in columns}
+                         for r in rows], columns=columns)
 
 
 def report_progress_table(claims: ReportClaims = REPORT) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """The report's GPT-2-style transformer, readable top to bottom (after nanoGPT).
 
 Token + learned position embeddings, ``n_layer`` pre-LayerNorm blocks (causal self-attention
-through ``scaled_dot_product_attention``, then a GELU feed-forward), a final LayerNorm and an
-LM head tied to the token embedding. All linear layers and LayerNorms have biases, as in
+through one of ``attention``'s kernels, ``scaled_dot_product_attention`` unless
+``set_attention`` picks another, then a GELU feed-forward), a final LayerNorm and an LM head
+tied to the token embedding. All linear layers and LayerNorms have biases, as in
 GPT-2; with these choices the analytic count in ``count_parameters`` is exact.
 """
 
@@ -16,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from h2q_lib.core.errors import ConfigError
+from h2q_lib.model.attention import DEFAULT_KERNEL, causal_attention, check_kernel
 
 
 @dataclass
@@ -76,14 +78,13 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
+        self.kernel = DEFAULT_KERNEL  # how, not what: no parameter, not in the state dict
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = causal_attention(q, k, v, self.kernel, self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -136,6 +137,14 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def set_attention(self, kernel: str) -> GPT:
+        """Every block's attention through ``kernel`` (one of ``attention.KERNELS``): the same
+        function computed another way, chosen by the attention rule of a run."""
+        check_kernel(kernel)
+        for block in self.blocks:
+            block.attn.kernel = kernel
+        return self
 
     def num_parameters(self) -> int:
         """Distinct parameters (the tied head is counted once)."""

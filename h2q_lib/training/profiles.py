@@ -28,6 +28,7 @@ from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.core.errors import ConfigError
 from h2q_lib.data.tokenizers import TOKENIZER_NAMES
 from h2q_lib.data.wikitext import CONFIGS, SOURCES
+from h2q_lib.model.attention import KERNELS
 from h2q_lib.model.gpt import GPTConfig
 from h2q_lib.training.hardware import DEVICES, PRECISIONS
 from h2q_lib.training.readings import READINGS
@@ -155,6 +156,7 @@ class RuntimeConfig:
     source: str = "auto"
     device: str = "auto"
     precision: str = "auto"  # the rule in hardware.choose_precision
+    attention: str = "auto"  # the rule in attention_rule.choose_attention, or a kernel's name
     compile: bool = False
     threads: int = 0  # 0: torch's default
     # sequences a forward/backward pass (0: the recipe's batch_size); a step still averages
@@ -167,7 +169,7 @@ class RuntimeConfig:
 
     def validate(self) -> RuntimeConfig:
         for name, allowed in (("source", SOURCES), ("device", DEVICES),
-                              ("precision", PRECISIONS)):
+                              ("precision", PRECISIONS), ("attention", ("auto", *KERNELS))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, getattr(self, name), "one of " + ", ".join(allowed))
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) \

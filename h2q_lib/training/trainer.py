@@ -38,6 +38,7 @@ from h2q_lib.core.provenance import run_provenance
 from h2q_lib.data.tokenizers import Tokenizer, tokenizer_from_dict
 from h2q_lib.model.gpt import GPT, count_parameters
 from h2q_lib.training import checkpoint as ckpt
+from h2q_lib.training.attention_rule import session_attention
 from h2q_lib.training.batches import TrainData, batch_offsets, get_batch, prepare_data
 from h2q_lib.training.checks import check_run
 from h2q_lib.training.distributed import DistInfo, init_distributed
@@ -228,6 +229,12 @@ def _start_session(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path, devi
         say(f"resuming from {latest[0].name} (step {state.step})")
     if di.main:
         _write_run_files(run_dir, cfg, tokenizer, latest is not None, state.step, say)
+    # the recipe's sequences of a step, cut into micro-batches of ``micro`` (a runtime choice)
+    micro = runtime.micro_batch or cfg.batch_size
+    attention = session_attention(model_args, micro, device, precision.precision,
+                                  runtime.attention, latest[1]["meta"] if latest else None)
+    model.set_attention(attention.kernel)
+    say(f"attention {attention.kernel}: {attention.reason}")
 
     train_model = model
     if di.world > 1:
@@ -236,17 +243,16 @@ def _start_session(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path, devi
     step_model = torch.compile(train_model) if runtime.compile else train_model
     # taken now, from the code this process runs (the files may change while it trains)
     provenance = run_provenance()
-    # the recipe's sequences of a step, cut into micro-batches of ``micro`` (a runtime choice)
-    micro = runtime.micro_batch or cfg.batch_size
     per_rank = cfg.batch_size * cfg.grad_accum // di.world
     record = {"from_step": state.step, "device": device, **precision.to_dict(),
-              "micro_batch": micro,
+              **attention.to_dict(), "micro_batch": micro,
               "git_revision": provenance["git_revision"],
               "library_fingerprint": provenance["library_fingerprint"], "world_size": di.world}
     meta = {"recipe": cfg.to_dict(), "recipe_sha256": recipe_sha256(cfg),
             "model_args": model_args.to_dict(),
             "tokenizer": tokenizer.to_dict(), "device": device,
-            "precision": precision.precision, "world_size": di.world}
+            "precision": precision.precision, "attention": attention.kernel,
+            "world_size": di.world}
     bar = None
     if di.main and not runtime.quiet:
         from tqdm.auto import tqdm
@@ -410,6 +416,8 @@ def _finish(run: Session) -> dict:
             "device": run.device,
             "precision": run.precision.precision,
             "precision_reason": run.precision.reason,
+            "attention": run.record["attention"],
+            "attention_reason": run.record["attention_reason"],
             "world_size": di.world,
             "machine": machine_description(),
             "sessions": sessions,

@@ -1,5 +1,6 @@
-"""How the benchmark times work: the device synchronised before each reading, the best of a
-few calls after a warm-up, and two or more steps in turns (``paired_step_seconds``)."""
+"""How work is timed (the benchmark, and the attention rule at a run's start): the device
+synchronised before each reading, the best of a few calls after a warm-up, and two or more
+steps in turns (``paired_step_seconds``)."""
 
 from __future__ import annotations
 
