@@ -20,6 +20,9 @@ from h2q_lib.training.profiles import (
     split_overrides,
 )
 
+# a benchmark's micro-batch and accumulation (the report's: 8 and 4); more sequences than
+# this a micro-batch would not fit any machine's memory at the report's model size
+MAX_BENCH_SEQUENCES = 1024
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
           "int | None": int}
 
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from h2q_lib.core.run_folder import restart_run_folder
+            from h2q_lib.core.run_cleanup import restart_run_folder
             from h2q_lib.training.checks import check_run
             from h2q_lib.training.trainer import train
 
@@ -177,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             from h2q_lib.bench.benchmark import run_benchmark
 
             for name in ("batch_size", "grad_accum"):
-                if getattr(args, name) < 1:
-                    raise ConfigError(name, getattr(args, name), "a positive integer")
+                if not 1 <= getattr(args, name) <= MAX_BENCH_SEQUENCES:
+                    raise ConfigError(name, getattr(args, name),
+                                      f"an integer from 1 to {MAX_BENCH_SEQUENCES:,} (the "
+                                      "report's recipe: batch_size 8, grad_accum 4)")
             run_benchmark(out=args.out, quick=args.quick, device=args.device,
                           batch_size=args.batch_size, grad_accum=args.grad_accum)
         elif args.command == "evaluate":

@@ -27,6 +27,7 @@ import pytest
 import torch
 
 from h2q_lib.cli import main as cli_main
+from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
 from h2q_lib.core.errors import (
     CheckpointError,
@@ -880,7 +881,7 @@ def test_restart_refuses_a_folder_the_project_did_not_make(tmp_path):
     mine.mkdir()
     (mine / "chapter1.tex").write_text("years of work")
     with pytest.raises(RunFolderError, match="not a run folder made by h2q"):
-        runs.restart_run_folder(mine)
+        run_cleanup.restart_run_folder(mine)
     assert (mine / "chapter1.tex").read_text() == "years of work"
     # the notebooks' restart parameter goes through the same function
     from h2q_lib.book.data_tables import prepare_run_data
@@ -894,9 +895,9 @@ def test_restart_removes_the_run_but_keeps_a_users_file_in_it(base, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(base, run)
     (run / "notes.txt").write_text("mine")
-    runs.restart_run_folder(run)
+    run_cleanup.restart_run_folder(run)
     assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
-    runs.restart_run_folder(tmp_path / "never-made")  # nothing there: nothing to do
+    run_cleanup.restart_run_folder(tmp_path / "never-made")  # nothing there: nothing to do
 
 
 def test_restart_also_removes_the_precision_effect_the_evaluation_chapter_stored(base, tmp_path):
@@ -905,7 +906,7 @@ def test_restart_also_removes_the_precision_effect_the_evaluation_chapter_stored
     run = tmp_path / "run"
     shutil.copytree(base, run)
     (run / "precision_effect.json").write_text("{}")
-    runs.restart_run_folder(run)
+    run_cleanup.restart_run_folder(run)
     assert not run.exists() or list(run.iterdir()) == []
 
 
@@ -1122,7 +1123,7 @@ def test_restart_refuses_a_symlink_to_a_run_folder(finished, tmp_path):
     link.symlink_to(finished, target_is_directory=True)
     before = snapshot(finished)
     with pytest.raises(RunFolderError, match="is a symbolic link") as e:
-        runs.restart_run_folder(link)
+        run_cleanup.restart_run_folder(link)
     one_line(e)
     assert snapshot(finished) == before
 
@@ -1331,7 +1332,7 @@ def test_restart_keeps_and_names_the_users_files_in_checkpoints_and_token_cache(
     (finished / "checkpoints" / "my-notes.txt").write_text("mine")
     (finished / "token_cache" / "mine.bin").write_bytes(b"mine")
     said = []
-    kept = runs.restart_run_folder(finished, announce=said.append)
+    kept = run_cleanup.restart_run_folder(finished, announce=said.append)
     assert sorted(p.name for p in kept) == ["mine.bin", "my-notes.txt"]
     assert "mine.bin" in said[0] and "my-notes.txt" in said[0]
     assert sorted(str(p.relative_to(finished)) for p in finished.rglob("*")) == \

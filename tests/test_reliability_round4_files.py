@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
 from h2q_lib.core.run_folder import RunFolderError, RunLock
 
@@ -58,6 +59,6 @@ def test_only_temporaries_of_h2q_files_are_removed_as_stale(tmp_path):
              tmp_path / "checkpoints" / ".notes.txt.12345678.tmp"]
     for path in ours + users:
         path.write_text("x")
-    removed = runs.remove_stale_temporaries(tmp_path)
+    removed = run_cleanup.remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted(ours)
     assert all(p.exists() for p in users)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
 from h2q_lib.core.errors import ConfigError
 from h2q_lib.data.token_cache import cached_tokens
@@ -94,7 +95,7 @@ def run_tokenizer_experiment(spec: ExperimentConfig | dict | str, out_dir: str |
         return stored
     if restart:
         for name in tokenizers:
-            runs.restart_run_folder(out_dir / name)
+            run_cleanup.restart_run_folder(out_dir / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs.write_json(out_dir / "experiment.json", asdict(spec))
     recipes = experiment_recipes(spec, data_dir, out_dir / "token_cache", tokenizers)

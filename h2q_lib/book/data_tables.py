@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from h2q_lib.claims.completion_report import REPORT, ReportClaims
+from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
 from h2q_lib.core.errors import DataUnavailableError
 from h2q_lib.data.wikitext import (
@@ -111,7 +112,7 @@ def prepare_run_data(cfg: TrainConfig, run_dir: str | os.PathLike, data_dir: str
                      restart: bool = False) -> tuple[pd.DataFrame, float]:
     """Build (or reuse) the run folder's token caches exactly as training will read them.
 
-    ``restart`` first removes the run folder (``runs.restart_run_folder``: only a folder the
+    ``restart`` first removes the run folder (``run_cleanup.restart_run_folder``: only a folder the
     project made). Returns one row a cache (built now or reused, tokens, dtype, source) and
     the peak Python memory while encoding, in MB: encoding goes chunk by chunk, so it stays
     bounded.
@@ -120,7 +121,7 @@ def prepare_run_data(cfg: TrainConfig, run_dir: str | os.PathLike, data_dir: str
     from h2q_lib.training.profiles import RuntimeConfig
 
     if restart:
-        runs.restart_run_folder(run_dir)
+        run_cleanup.restart_run_folder(run_dir)
     folder = runs.prepare_run_folder(run_dir)
     tracemalloc.start()
     try:

@@ -237,6 +237,9 @@ def run_pipeline(profile: str, data_dir: str | None = None, runs_dir: str = "run
         if name not in NOTEBOOKS:
             raise ConfigError("notebooks", name, "names from " + ", ".join(NOTEBOOKS))
     out, run_root = book_out_dir(profile, out_dir), Path(runs_dir)
+    for param, folder in (("out_dir", out), ("runs_dir", run_root)):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(param, os.fspath(folder), "a folder (this is a file)")
     out.mkdir(parents=True, exist_ok=True)
     run_root.mkdir(parents=True, exist_ok=True)
     check_run_folders_free(run_root, profile)

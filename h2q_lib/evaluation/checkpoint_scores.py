@@ -30,8 +30,26 @@ from h2q_lib.evaluation.stored_results import entry_problem, stored_without_weig
 EVAL_MODULES = ("data.tokenizers", "data.wikitext", "evaluation.checkpoint_identity",
                 "evaluation.checkpoint_scores", "evaluation.documents",
                 "evaluation.evaluate_command", "evaluation.metrics", "evaluation.protocols",
-                "evaluation.stored_results", "model.gpt", "model.gpt2", "training.checkpoint",
-                "training.hardware")
+                "evaluation.stored_results", "model.attention", "model.gpt", "model.gpt2",
+                "training.checkpoint", "training.hardware")
+
+
+def check_scores_file(out: str | os.PathLike, checkpoint: str | os.PathLike,
+                      param: str = "out") -> None:
+    """One ``ConfigError`` naming ``param`` unless ``out`` may take the scores: a new file, or
+    a JSON file of earlier scores (``{protocol: {split: entry}}``, which is kept and added
+    to). The weights being scored, a run's ``config.json`` or any other file would be
+    overwritten (a JSON object is read as stored scores and written back with them)."""
+    from h2q_lib.core.run_folder import read_json
+
+    out, weights = Path(out), Path(checkpoint)
+    if weights.exists() and out.exists() and os.path.samefile(out, weights):
+        raise ConfigError(param, os.fspath(out), "a path other than the weights being scored")
+    stored = read_json(out) if out.is_file() else {}
+    if out.exists() and (stored is None or set(stored) - set(PROTOCOLS)):
+        raise ConfigError(param, os.fspath(out),
+                          "a new file or a JSON file of earlier scores (this file holds "
+                          "something else, which writing the scores would overwrite)")
 
 
 def evaluate_checkpoint(
@@ -121,6 +139,7 @@ def evaluate_to_file(
     say = announce or (lambda _message: None)
     device = as_device(device)
     choice = resolve_precision(device, precision)
+    check_scores_file(out, checkpoint)
     identity = checkpoint_identity(checkpoint, verify=True)  # corrupt weights: named here
     fingerprint = library_fingerprint(EVAL_MODULES)
     stored = read_json(out) or {}
@@ -192,8 +211,9 @@ def evaluate_run(
                             progress)
 
 
-def check_run_weights(run_dir: Path, weights: Path) -> None:
-    """The run's final weights must be of the run's recipe and last step (``config.json``)."""
+def check_run_weights(run_dir: Path, weights: Path, nothing_was: str = "scored") -> None:
+    """The run's final weights must be of the run's recipe and last step (``config.json``);
+    else one ``CheckpointError`` that says nothing was ``nothing_was`` (scored, exported)."""
     from h2q_lib.core.run_folder import read_json
     from h2q_lib.training.profiles import TrainConfig
     from h2q_lib.training.recipe_identity import written_by
@@ -212,5 +232,5 @@ def check_run_weights(run_dir: Path, weights: Path) -> None:
         why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
     if why is not None:
         raise CheckpointError(f"{os.fspath(weights)} {why}: it is not this run's final model; "
-                              "nothing was scored: put the run's own weights back")
+                              f"nothing was {nothing_was}: put the run's own weights back")
 

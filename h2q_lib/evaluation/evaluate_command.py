@@ -11,6 +11,7 @@ from h2q_lib.core.run_folder import check_writable
 from h2q_lib.evaluation.checkpoint_identity import HUB_ID
 from h2q_lib.evaluation.checkpoint_scores import (
     check_run_weights,
+    check_scores_file,
     evaluate_run,
     evaluate_to_file,
 )
@@ -118,6 +119,7 @@ def evaluate_command(
     out_path = Path(out) if out else (run_dir / "evaluation.json" if run_dir
                                       else Path("evaluation.json"))
     check_writable(out_path, "--out")
+    check_scores_file(out_path, weights, "--out")
     print(f"h2q evaluate: {weights} (protocol {protocol}; {choice.precision} on {device}: "
           f"{choice.reason})")
     if run_dir is not None and out is None:

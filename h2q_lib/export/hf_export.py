@@ -37,6 +37,7 @@ import torch
 
 from h2q_lib.core.errors import ConfigError, H2QError
 from h2q_lib.core.run_folder import shown
+from h2q_lib.evaluation.checkpoint_scores import check_run_weights
 from h2q_lib.export.errors import ExportError
 from h2q_lib.export.gpt2_weights import hf_model
 from h2q_lib.export.model_card import model_card, stored_scores
@@ -140,6 +141,8 @@ def export_hf(checkpoint: str | os.PathLike, out: str | os.PathLike, check: bool
     in ``out`` is replaced as a whole (``safe_folder.written_in_place``).
     """
     weights = resolve_source(checkpoint)
+    if Path(checkpoint).is_dir():  # a run folder: exported under its name, so its own weights
+        check_run_weights(Path(checkpoint), weights, "exported")
     typed = os.fspath(out)
     out = check_out(out)
     if out.name in ("", ".", ".."):  # "." or "..": the folder itself, by its own name

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
 from h2q_lib.training import checkpoint as ckpt
 from h2q_lib.training.hardware import PrecisionChoice, choose_precision
@@ -159,7 +160,7 @@ def open_run(run_dir: Path, cfg: TrainConfig, extend: bool, main: bool,
     """The run folder read before training (``main``: this process writes the run's files):
     a resumed run must have the same recipe, and nothing is lost."""
     if main:
-        for tmp in runs.remove_stale_temporaries(run_dir):
+        for tmp in run_cleanup.remove_stale_temporaries(run_dir):
             say(f"removed {runs.shown(tmp)}, left by a writer that was stopped")
         check_entries_are_files(run_dir)
     cfg, stored, latest = _recipe_and_checkpoint(run_dir, cfg, extend, say)
