@@ -174,7 +174,7 @@ def test_gain_of_a_rung_is_read_against_the_trainer():
 def test_bench_flags_are_checked(capsys):
     assert cli.main(["bench", "--batch-size", "0"]) == 2
     err = capsys.readouterr().err
-    assert "batch_size" in err and "0" in err and "positive integer" in err
+    assert "batch_size" in err and "0" in err and "an integer from 1 to 1,024" in err
 
 
 def test_benchmark_writes_json_with_the_ladder(tmp_path, monkeypatch):
@@ -393,3 +393,22 @@ def test_measures_print_for_their_unit():
     assert performance.format_measure(773.83, "s", suffix=True) == "774 s"
     assert performance.format_measure(None, "s") == "—"
     assert performance.format_measure("bf16", "") == "bf16"
+
+
+def test_the_attention_probe_is_set_beside_the_later_timing_and_a_gap_explained():
+    result = {"train_attention": "sdpa", "attention_train_ms_explicit": 67.6,
+              "train_attention_probe_ms": {"sdpa": 97.5, "sdpa_math": 195.4,
+                                           "explicit": 135.7}}
+    text = wording.probe_reading(result)
+    assert "chose `sdpa`: sdpa 97.5 ms, sdpa_math 195.4 ms, explicit 135.7 ms" in text
+    assert "took 67.6 ms" in text and "at its slowest" in text
+    close = {**result, "attention_train_ms_explicit": 120.0}
+    assert "took" not in wording.probe_reading(close)  # within 1.5x: nothing to explain
+
+
+def test_two_measurements_of_one_kind_of_machine_keep_their_own_columns(tmp_path):
+    for name, date in (("results.json", "2026-11-29"), ("results-b.json", "2026-12-05")):
+        (tmp_path / name).write_text(json.dumps(_fake_result(date=date)))
+    labels = [performance.machine_label(r) for r in performance.load_benchmarks(tmp_path)]
+    assert len(set(labels)) == 2 and any("measured 2026-12-05" in label for label in labels)
+    assert len(performance.measures_table(performance.load_benchmarks(tmp_path)).columns) == 3

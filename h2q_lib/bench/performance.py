@@ -32,6 +32,13 @@ def load_benchmarks(folder: str | os.PathLike) -> list[dict]:
             result["eval_split_of_ceiling"] = (result["eval_split_tokens_per_s"]
                                                / result["eval_ceiling_tokens_per_s"])
         results.append(result)
+    # two measurements of one kind of machine (instances of a cloud CPU differ) are told
+    # apart by their date: every table keys its columns by the machine's label
+    labels = [machine_label(r) for r in results]
+    for result, label in zip(results, labels, strict=True):
+        if labels.count(label) > 1:
+            result["device_name"] = (f"{result.get('device_name', result['device'])}, "
+                                     f"measured {result.get('date', result['file'])}")
     return sorted(results, key=lambda r: (r.get("device") != "cpu", r["file"]))
 
 

@@ -81,7 +81,24 @@ def ladder_notes(result: dict) -> str:
             f"{result['attention_train_ms_sdpa']:.1f} ms through SDPA, "
             f"{result['attention_train_ms_sdpa_math']:.1f} ms on its math backend, "
             f"{result['attention_train_ms_explicit']:.1f} ms written out.")
+    parts += [probe_reading(result)] if result.get("train_attention_probe_ms") else []
     return "\n\n".join(parts)
+
+
+def probe_reading(result: dict) -> str:
+    """Markdown: the attention rule's probe (at the benchmark's start, a fresh process)
+    beside the benchmark's own attention timing (after the ladder), and what a gap means."""
+    probe, kernel = result["train_attention_probe_ms"], result["train_attention"]
+    text = (f"The attention rule, probing at the benchmark's start, chose `{kernel}`: "
+            + ", ".join(f"{k} {ms:.1f} ms" for k, ms in probe.items()) + ".")
+    later = result.get("attention_train_ms_explicit")
+    if later and probe.get("explicit") and probe["explicit"] > 1.5 * later:
+        text += (f" Timed again after the ladder, the written-out form took {later:.1f} ms: "
+                 "its large score tensors are mapped fresh from the operating system at every "
+                 "call in a new process, and served from the grown heap later, so the probe at "
+                 "a run's start measures the form at its slowest. Its choice is right for the "
+                 "start of a run and may not be for the steps that follow.")
+    return text
 
 
 # --- the targets ------------------------------------------------------------------------------
