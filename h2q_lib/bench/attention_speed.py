@@ -9,6 +9,7 @@ import torch
 
 from h2q_lib.model.attention import KERNELS, causal_attention
 from h2q_lib.model.gpt import GPTConfig
+from h2q_lib.training.attention_rule import attention_inputs
 from h2q_lib.training.timing import best_seconds
 
 
@@ -22,11 +23,7 @@ def attention_milliseconds(cfg: GPTConfig, device: str, precision: str, batch: i
     ``attention_ms_*`` is the forward alone (what evaluation runs), ``attention_train_ms_*``
     the forward and the backward to q, k and v (what a training step runs).
     """
-    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    h, t, hd = cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head
-    q, k, v = (torch.randn(batch, h, t, hd, device=device, dtype=dtype, requires_grad=True)
-               for _ in range(3))
-    grad_out = torch.randn(batch, h, t, hd, device=device, dtype=dtype)
+    q, k, v, grad_out = attention_inputs(cfg, batch, device, precision)
 
     def kernel(name: str):
         return lambda: causal_attention(q, k, v, name)

@@ -69,16 +69,23 @@ def pick_kernel(passes_ms: dict[str, list[float]], default: str = DEFAULT_KERNEL
                      f"probe's margin of {margin:.0%}: {default} is kept ({times})")
 
 
-def probe_attention(cfg: GPTConfig, batch: int, device: str, precision: str,
-                    passes: int = PROBE_PASSES) -> dict[str, list[float]]:
-    """Milliseconds of one layer's attention, forward and backward to q, k and v, at the
-    model's heads and context for ``batch`` sequences, per kernel and pass (in turns)."""
+def attention_inputs(cfg: GPTConfig, batch: int, device: str, precision: str
+                     ) -> tuple[torch.Tensor, ...]:
+    """q, k, v (requiring gradients) and an output gradient of one layer's attention at the
+    model's heads and context for ``batch`` sequences, in ``precision``'s type."""
     dtype = _DTYPES.get(precision, torch.float32)
     shape = (batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(shape, generator=gen).to(device, dtype).requires_grad_()
                for _ in range(3))
-    grad_out = torch.randn(shape, generator=gen).to(device, dtype)
+    return q, k, v, torch.randn(shape, generator=gen).to(device, dtype)
+
+
+def probe_attention(cfg: GPTConfig, batch: int, device: str, precision: str,
+                    passes: int = PROBE_PASSES) -> dict[str, list[float]]:
+    """Milliseconds of one layer's attention, forward and backward to q, k and v, at the
+    model's heads and context for ``batch`` sequences, per kernel and pass (in turns)."""
+    q, k, v, grad_out = attention_inputs(cfg, batch, device, precision)
 
     def step(kernel: str) -> Callable[[], object]:
         return lambda: torch.autograd.grad(causal_attention(q, k, v, kernel), (q, k, v),
