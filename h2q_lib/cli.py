@@ -8,6 +8,7 @@ the parameter, the value and what is allowed (exit code 2).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from dataclasses import fields
 
@@ -23,6 +24,9 @@ from h2q_lib.training.profiles import (
 # a benchmark's micro-batch and accumulation (the report's: 8 and 4); more sequences than
 # this a micro-batch would not fit any machine's memory at the report's model size
 MAX_BENCH_SEQUENCES = 1024
+# errors in which the system refuses a file, not a fault of h2q's: shown in one line
+REFUSED_BY_THE_SYSTEM = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                   errno.EDQUOT})
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "str | None": str,
           "int | None": int}
 
@@ -203,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside training (training stops on its own)
         print("h2q: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the commands check their folders first; a file the system still refuses later
+        # (permissions, a read-only or full disk) is named in one line, not a traceback
+        if e.errno not in REFUSED_BY_THE_SYSTEM:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"h2q: error: {where}{e.strerror or e} (refused by the system: check the "
+              "folder's permissions and free space)",
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -260,6 +260,31 @@ def test_bad_arguments_are_one_config_error(small_checkpoint, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary folder left
 
 
+def _card_example(folder: Path) -> str:
+    """The model card's Python example, as a reader would paste it."""
+    card = (folder / "README.md").read_text()
+    return card.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("prompt_chars", [22, 60, 1_000])
+def test_the_cards_example_generates_for_a_prompt_longer_than_the_context(
+        small_checkpoint, tmp_path, prompt_chars):
+    """issue #38 row 15: ``max_new_tokens`` was the run's sample length (200 when none was
+    recorded) whatever the context, so the card's own example raised ``IndexError`` for a
+    16- or 32-position model, and for the smoke export any prompt of 50 characters or more."""
+    out = export_hf(small_checkpoint, tmp_path / "out")
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["max_new_tokens"] == 8  # half of the 16-token context
+    prompt = ("some text " * 200)[:prompt_chars]
+    code = _card_example(out).replace('model="out"', f"model={str(out)!r}").replace(
+        '"The meaning of life is"', repr(prompt)).replace("print(", "result = (")
+    assert "handle_long_generation" in code and f"{out}" in code
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - the card's own example, run as a reader runs it
+    text = scope["result"][0]["generated_text"]
+    assert len(text) > 0
+
+
 def test_export_over_an_earlier_export_replaces_it(small_checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     export_command(str(small_checkpoint), str(out))

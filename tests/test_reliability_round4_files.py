@@ -1,5 +1,6 @@
 """Reliability, round four (issue #38), the rows about files a run folder holds: a hard-linked
-lock, JSON the parser cannot hold, and a user's file shaped like a temporary.
+lock, JSON the parser cannot hold, a user's file shaped like a temporary, and bad values too
+large to print.
 
 Each test names its row of the issue's table and failed on the code the issue was filed
 against.
@@ -13,6 +14,7 @@ import pytest
 
 from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
+from h2q_lib.core.errors import ConfigError
 from h2q_lib.core.run_folder import RunFolderError, RunLock
 
 
@@ -62,3 +64,44 @@ def test_only_temporaries_of_h2q_files_are_removed_as_stale(tmp_path):
     removed = run_cleanup.remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted(ours)
     assert all(p.exists() for p in users)
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML text of a few hundred bytes whose value, written out, holds 9**levels items."""
+    layers = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    layers += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "steps: [" + ", ".join(layers) + "]"
+
+
+def test_a_yaml_alias_bomb_in_overrides_is_a_short_message():
+    """row 16: a 474-byte alias bomb made a 2.3 GB error message (4.7 GB resident), and under
+    papermill a 366-byte value wrote a 56 MB notebook (the message in the cell's output)."""
+    from h2q_lib.core.errors import MAX_SHOWN
+    from h2q_lib.training.profiles import notebook_configs
+
+    bomb = _alias_bomb()
+    assert len(bomb) < 600
+    with pytest.raises(ConfigError, match=r"^steps=\[.*\.\.\..* is not allowed") as e:
+        notebook_configs("smoke", bomb)
+    message = str(e.value)
+    assert "\n" not in message and len(message) < MAX_SHOWN + 200
+
+
+@pytest.mark.parametrize("value", ["x" * 10_000_000, list(range(1_000_000)),
+                                   {str(i): i for i in range(100_000)}, 7 ** 100_000,
+                                   [[[[[[[[1]]]]]]]]], ids=["string", "list", "dict",
+                                                            "integer", "nesting"])
+def test_a_bad_value_is_shown_bounded(value):
+    """row 16: every ``ConfigError`` shows at most ``MAX_SHOWN`` characters of its value."""
+    from h2q_lib.core.errors import MAX_SHOWN, bounded_repr
+
+    shown = bounded_repr(value)
+    assert len(shown) <= MAX_SHOWN and ("..." in shown or shown.startswith("<an integer of"))
+    assert len(str(ConfigError("steps", value, "a positive integer"))) < MAX_SHOWN + 100
+
+
+def test_a_short_value_is_shown_whole():
+    from h2q_lib.core.errors import bounded_repr
+
+    for value in ("runs/prefix", 1e39, -1, [1, 2], {"steps": 100}, None, float("nan")):
+        assert bounded_repr(value) == repr(value)

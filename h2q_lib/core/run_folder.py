@@ -279,14 +279,36 @@ def prepare_run_folder(run_dir: str | os.PathLike) -> Path:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "checkpoints").mkdir(exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(
+            f"run_dir={shown(run_dir)!r} cannot be written: {e.strerror or e}") from None
+    _check_folders_writable(run_dir)
+    try:
         if not is_run_folder(run_dir):
             write_text(run_dir / MARKER, "h2q-run-1\n")
-    except RunFolderError:
-        raise
     except OSError as e:
         raise RunFolderError(
             f"run_dir={shown(run_dir)!r} cannot be written: {e.strerror or e}") from None
     return run_dir
+
+
+def _check_folders_writable(run_dir: Path) -> None:
+    """One line unless a new file can be made in ``run_dir`` and in each of its folders
+    that training writes: checked before the first step, because a checkpoint that cannot
+    be written at step N loses the steps since the last one."""
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "token_cache"):
+        if folder != run_dir and not folder.is_dir():
+            continue
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            where = "it " if folder == run_dir else f"its {folder.name}/ folder "
+            raise RunFolderError(
+                f"run_dir={shown(run_dir)!r} cannot be written: {where}refuses a new file "
+                f"({e.strerror or e}); training writes its log, checkpoints and token caches "
+                "there, so nothing was trained: make it writable or pick another --run-dir"
+            ) from None
 
 
 # What the project writes inside a run folder's subfolders, by name (``restart`` removes

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from h2q_lib.core.errors import CheckpointError, ConfigError
+from h2q_lib.core.errors import CheckpointError, ConfigError, bounded_repr
 from h2q_lib.data import wikitext as data
 from h2q_lib.evaluation.checkpoint_identity import (
     checkpoint_identity,
@@ -229,7 +229,7 @@ def check_run_weights(run_dir: Path, weights: Path, nothing_was: str = "scored")
                               "read as h2q wrote them") from None
     why = written_by(meta, cfg)
     if why is None and meta.get("step") != cfg.steps:
-        why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
+        why = f"holds step {bounded_repr(meta.get('step'))}, not the run's last step {cfg.steps}"
     if why is not None:
         raise CheckpointError(f"{os.fspath(weights)} {why}: it is not this run's final model; "
                               f"nothing was {nothing_was}: put the run's own weights back")

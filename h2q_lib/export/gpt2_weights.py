@@ -48,6 +48,14 @@ def hf_state_dict(state: dict[str, torch.Tensor], n_layer: int) -> dict[str, tor
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
 
 
+def new_tokens(recipe: dict, context: int) -> int:
+    """How many tokens a generation call adds by default: the run's sample length (200 if
+    it recorded none), at most half the context, so that GPT-2's learned positions never
+    run out (prompt + new tokens <= context once the card's ``handle_long_generation=
+    "hole"`` keeps the prompt's last ``context - new`` tokens)."""
+    return max(1, min(int(recipe.get("sample_tokens") or 200), context // 2))
+
+
 def hf_model(state: dict[str, torch.Tensor], model_args: dict, tokenizer, recipe: dict):
     """A ``GPT2LMHeadModel`` holding the project's weights, with the run's sampling."""
     from transformers import GenerationConfig, GPT2LMHeadModel
@@ -64,7 +72,7 @@ def hf_model(state: dict[str, torch.Tensor], model_args: dict, tokenizer, recipe
         do_sample=True,
         temperature=float(recipe.get("temperature", 0.8)),
         top_k=int(recipe.get("top_k", 40)),
-        max_new_tokens=int(recipe.get("sample_tokens") or 200),
+        max_new_tokens=new_tokens(recipe, model_args["block_size"]),
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,

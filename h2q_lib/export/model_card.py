@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from h2q_lib.core.run_folder import read_json
+from h2q_lib.export.gpt2_weights import new_tokens
 
 # --- the card's words ---------------------------------------------------------------------------
 
@@ -57,7 +58,10 @@ USE = """## Use
 
 ```python
 from transformers import pipeline
-print(pipeline("text-generation", model="{name}")("The meaning of life is"))
+generate = pipeline("text-generation", model="{name}")
+# a {context}-token context: "hole" keeps the prompt's last tokens, leaving room for the
+# {new_tokens} new ones (generation_config.json), however long the prompt
+print(generate("The meaning of life is", handle_long_generation="hole"))
 ```
 
 ```bash
@@ -171,7 +175,8 @@ def model_card(name: str, meta: dict, tokenizer, n_params: int, scores: dict,
                   "|---|---|---|---|---|---|---|", *map(_table_row, rows)]
     else:
         lines += [NOT_SCORED]
-    lines += ["", USE.format(name=name),
+    lines += ["", USE.format(name=name, context=args["block_size"],
+                             new_tokens=new_tokens(recipe, args["block_size"])),
               NOTES.format(bos="<bos>" if char else "<|endoftext|>",
                            temperature=recipe.get("temperature", 0.8),
                            top_k=recipe.get("top_k", 40)), ""]

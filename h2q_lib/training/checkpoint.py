@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from h2q_lib.core.errors import CheckpointError
+from h2q_lib.core.errors import CheckpointError, bounded_repr
 from h2q_lib.core.run_folder import atomic_write, dumps, shown
 
 FORMAT = "h2q-checkpoint-2"
@@ -172,8 +172,8 @@ def latest_training(folder: str | os.PathLike,
             continue
         named = int(STEP_FILE.match(path.name).group(1))
         held = payload["meta"].get("step")
-        why = (f"holds step {held!r}, not step {named} as its name says" if held != named
-               else accept(payload["meta"]) if accept else None)
+        why = (f"holds step {bounded_repr(held)}, not step {named} as its name says"
+               if held != named else accept(payload["meta"]) if accept else None)
         if why is None:
             return path, payload
         if announce:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from h2q_lib.core import run_folder as runs
+from h2q_lib.core.errors import bounded_repr
 from h2q_lib.training.profiles import TrainConfig
 
 RESTART_HINT = "h2q train --restart (the notebooks' restart parameter)"
@@ -42,7 +43,8 @@ def written_by(meta: dict, cfg: TrainConfig) -> str | None:
     if recipe_sha256(theirs) == recipe_sha256(cfg):
         return None
     diff = {k: v for k, v in recipe_differences(theirs, cfg).items() if k != "steps"}
-    listing = ", ".join(f"{k} {old!r} where the run has {new!r}" for k, (old, new) in diff.items())
+    listing = ", ".join(f"{k} {bounded_repr(old)} where the run has {bounded_repr(new)}"
+                        for k, (old, new) in diff.items())
     return f"was written by a different recipe ({listing})"
 
 
@@ -73,7 +75,8 @@ def check_same_recipe(run_dir: Path, stored: TrainConfig, asked: TrainConfig,
     diff = recipe_differences(stored, asked)
     if not diff or (extend and set(diff) == {"steps"} and asked.steps > stored.steps):
         return
-    listing = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in diff.items())
+    listing = ", ".join(f"{k} {bounded_repr(old)} -> {bounded_repr(new)}"
+                        for k, (old, new) in diff.items())
     hint = ("; to train this run further, ask for more steps with extend "
             "(h2q train --extend)" if "steps" in diff and len(diff) == 1 else "")
     raise runs.RunFolderError(

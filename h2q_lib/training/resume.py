@@ -16,6 +16,7 @@ from pathlib import Path
 
 from h2q_lib.core import run_cleanup
 from h2q_lib.core import run_folder as runs
+from h2q_lib.core.errors import bounded_repr
 from h2q_lib.training import checkpoint as ckpt
 from h2q_lib.training.hardware import PrecisionChoice, choose_precision
 from h2q_lib.training.profiles import TrainConfig
@@ -65,7 +66,7 @@ def final_weights_fit(run_dir: Path, cfg: TrainConfig) -> str | None:
         return "cannot be read"
     why = written_by(meta, cfg)
     if why is None and meta.get("step") != cfg.steps:
-        why = f"holds step {meta.get('step')!r}, not the run's last step {cfg.steps}"
+        why = f"holds step {bounded_repr(meta.get('step'))}, not the run's last step {cfg.steps}"
     return why
 
 
@@ -96,7 +97,7 @@ def refuse_to_retrain_records(run_dir: Path, cfg: TrainConfig, stored: dict | No
         wrong.append("summary.json is " + ("unreadable" if (run_dir / "summary.json").exists()
                                            else "missing"))
     elif finished.get("steps") != cfg.steps:
-        wrong.append(f"the run finished at step {finished.get('steps')!r}"
+        wrong.append(f"the run finished at step {bounded_repr(finished.get('steps'))}"
                      + (" and cannot be extended without its weights" if extend else
                         f", not at step {cfg.steps}"))
     why = "; ".join(wrong) or "no checkpoint is left"
