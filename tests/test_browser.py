@@ -18,7 +18,8 @@ loaded at a 1280 x 2000 window. Per page:
   wider than its container; no table cell or cell output shows ``NaN``, ``None`` or
   ``dtype:``, and no table cell ends in an ellipsis (a cut value); no code cell's input is
   visible; the intro's verdict starts within its first 800 px; at a phone's 390 px no table
-  or figure of the intro is wider than its container.
+  or figure of the intro is wider than its container, and on every page a table still wider
+  than its box scrolls under a visible cue (issue #34).
 
 ``H2Q_BOOK_HTML`` and ``H2Q_BOOK_TOC`` point the test at another built book (relative paths
 resolve against the repository root).
@@ -186,6 +187,24 @@ return (async () => {
       wide.push(`${describe(el)}: ${Math.round(width)} px in ${Math.round(room)} px`);
     }
   }
+  // tables whose box scrolls sideways (columns out of view) without a visible cue above
+  // them: the class scroll-cue.js sets and a ::before text from narrow-tables.css
+  const uncued = [];
+  for (const el of article.querySelectorAll('table')) {
+    if (!visible(el)) continue;
+    let box = el.parentElement;
+    const scrolls = b => ['auto', 'scroll'].includes(getComputedStyle(b).overflowX);
+    while (box && box !== article && !scrolls(box)) {
+      box = box.parentElement;
+    }
+    if (!box || box === article || box.scrollWidth <= box.clientWidth + 1) continue;
+    const cue = el.closest('.h2q-scrolls');
+    const text = cue ? getComputedStyle(cue, '::before').content : 'none';
+    if (!text || text === 'none' || text === 'normal' || text === '""') {
+      uncued.push(`${describe(el)}: ${Math.round(box.scrollWidth)} px in `
+                  + `${Math.round(box.clientWidth)} px`);
+    }
+  }
   // values that are not values: NaN, None, dtype: in cells and outputs; cut cells
   const badText = /\\b(NaN|None|NaT)\\b|<NA>|dtype:/;
   const badValues = [];
@@ -226,7 +245,8 @@ return (async () => {
     broken: images.filter(img => !img.complete || img.naturalWidth === 0)
       .map(img => img.currentSrc || img.getAttribute('src') || '(no src)'),
     viewport: [window.innerWidth, window.innerHeight],
-    wide: wide, badValues: badValues, codeInputs: codeInputs, verdict: verdict,
+    wide: wide, uncued: uncued, badValues: badValues, codeInputs: codeInputs,
+    verdict: verdict,
   };
 })();
 """
@@ -402,6 +422,16 @@ def test_intro_tables_fit_a_phone(book: Book) -> None:
                         for w in visit.report["wide"]])
 
 
+@pytest.mark.parametrize("page", toc_pages())
+def test_a_table_wider_than_a_phone_says_it_scrolls(page: str, book: Book) -> None:
+    """Issue #34: at 390 px half of 01's and 05's cells were off-screen with no cue. A table
+    still wider than its box at a phone's width scrolls inside it under a visible line
+    saying so (``scroll-cue.js`` marks the box, ``narrow-tables.css`` shows the line)."""
+    visit = book.visit_at(page, PHONE)
+    _fail(page, visit, [f"scrolls sideways at {PHONE[0]} px with no cue: {w}"
+                        for w in visit.report["uncued"]])
+
+
 # --- the checks themselves, on a page that breaks every rule ------------------------------------
 
 BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>bad</title></head>
@@ -412,6 +442,11 @@ BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>bad</title
 <div class="cell_output"><pre>a    1.0\nName: x, dtype: float64</pre></div>
 <div><table style="width: 900px"><tr><td>NaN</td><td>cut value\u2026</td><td>ok</td></tr>
 </table></div><img src="missing.png" alt="missing figure">
+<style>.h2q-scrolls::before { content: "scrolls"; }</style>
+<div style="overflow-x: auto; width: 300px"><table style="width: 900px"><tr><td>no cue</td>
+</tr></table></div>
+<div class="h2q-scrolls" style="overflow-x: auto; width: 300px"><table style="width: 900px">
+<tr><td>cued</td></tr></table></div>
 <script>console.error("broken on purpose"); undefinedFunction();</script>
 </article></main></body></html>"""
 
@@ -423,6 +458,7 @@ def test_checks_catch_a_page_that_breaks_them(browser, tmp_path: Path) -> None:
     report = visit.report
     assert report["viewport"] == list(WINDOW)
     assert any("table" in w and "900 px" in w for w in report["wide"]), report["wide"]
+    assert report["uncued"] == ['table "no cue": 900 px in 300 px'], report["uncued"]
     assert {'cell "NaN"', 'cell "cut value\u2026"', 'output "Name: x, dtype: float64"'} <= set(
         report["badValues"]), report["badValues"]
     assert report["codeInputs"] == ['print("visible code")']

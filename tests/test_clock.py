@@ -201,6 +201,13 @@ def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path)
     table = preregistered_table(entries)
     assert table["step"].tolist() == [50, 100, 150, 200]
     assert table["N1: measured"].isna().all()
+    assert table.columns.tolist() == ["step", "N1: predicted", "N1: measured"]
+    covered = table["N1: predicted"].dropna()
+    assert len(covered) and all(" ± " in value for value in covered)
+    assert "failed its held-out check" not in preregistered_reading(entries)
+    name, pred, _ = entries[0]
+    failed = {**pred, "clock": {**pred["clock"], "passed_held_out_check": False}}
+    assert "failed its held-out check" in preregistered_reading([(name, failed, None)])
     assert preregistered_reading([]) == "No run is pre-registered for this profile."
 
 

@@ -302,7 +302,7 @@ def test_table_formats_cells_for_readers():
                        "progress %": [2.0, 99.6], "complete": [True, False],
                        "parameters": [25547264.0, 127.0]})
     text = repr(tables.table(df))
-    assert "10,780,437" in text and "1.2346" in text and "477,813.2" in text
+    assert "10,780,437" in text and "1.2346" in text and "477.8k" in text
     assert "2.953" in text and "7.2%" in text and "2.0%" in text and "yes" in text
     assert "25,547,264" in text and "127.0" not in text
     for bad in ("NaN", "None", "nan", "dtype", "True"):
@@ -319,11 +319,15 @@ def test_table_formats_cells_for_readers():
 def test_a_measured_value_never_prints_as_a_count():
     # nbval compares integers exactly and other numbers within a tolerance; a perplexity in
     # the millions printed without a decimal would be held to the digit on every CPU
-    from nbval_tolerance import numbers_agree
-    assert tables.significant(5667420.37) == "5,667,420.4"
+    from nbval_tolerance import numbers_agree, texts_agree
+    assert tables.significant(5667420.37) == "5.667M"  # issue #34: 4 digits, not 8
+    assert tables.significant(483465.9) == "483.5k" and tables.significant(25795.04) == "25.80k"
+    assert tables.significant(1213273.1) == "1.213M" and tables.significant(12345.6) == "12.35k"
     assert tables.significant(1855.2) == "1,855.2"
     assert tables.significant(15.413) == "15.41" and tables.significant(477813.0) == "477,813"
-    assert numbers_agree(tables.significant(5667420.4), tables.significant(5667421.2))
+    assert texts_agree(tables.significant(5667420.4), tables.significant(5667421.2))
+    assert not texts_agree(tables.significant(5667420.4), tables.significant(5767420.4))
+    assert numbers_agree(tables.significant(1855.2), tables.significant(1855.3))
 
 
 def test_table_of_a_series_formats_by_row_and_colours_verdicts():

@@ -20,19 +20,32 @@ VERDICT_COLOURS = {"consistent": "#d4edda", "reproduced": "#d4edda",
                    "not checkable here": "#e2e3e5", "not reached": "#e2e3e5"}
 
 
+# (from, unit, suffix): a large measured value in thousands, millions or billions
+SCALES = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k"))
+
+
 def significant(x: float, digits: int = 4) -> str:
     """``x`` with ``digits`` significant digits, thousands separated, never in e-notation.
 
     A measured value never prints as a whole number: from 10^(digits-1) up, where ``digits``
-    significant digits leave no decimals, it keeps one (``5,667,420.4``, not ``5,667,420``).
+    significant digits leave no decimals, it keeps one (``1,855.2``, not ``1,855``); from
+    10,000 up it is scaled to thousands, millions or billions (``483.5k``, ``5.667M``), so
+    that a perplexity in the hundreds of thousands shows its 4 meaningful digits and not 7.
     A reader then sees a measurement, not a count, and the regression check compares it
     within its tolerance instead of digit for digit (another CPU's kernels move the last
-    digits of a perplexity in the millions).
+    digits of a perplexity in the millions). A whole number is a count: shown whole.
     """
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
     if abs(x) < 1:
         return f"{x:.{digits}g}"
+    if not x.is_integer():
+        for start, unit, suffix in SCALES:
+            if abs(x) >= start:
+                scaled = x / unit
+                if abs(scaled) < 10 ** digits:  # e.g. 1,234.5B stays in billions
+                    decimals = max(digits - 1 - math.floor(math.log10(abs(scaled))), 1)
+                    return f"{scaled:,.{decimals}f}{suffix}"
     decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 1 if not x.is_integer() else 0)
     return f"{x:,.{decimals}f}"
 

@@ -276,7 +276,8 @@ PROFILES: dict[str, Profile] = {
         reading_runs={"stated-1000": "prefix-1000", "micro-batch": "prefix-micro-batch",
                       "short400": "short400"},
         control_runs={"seed 1338": "control-seed", "WikiText-103 slice": "control-wt103"},
-        preregistered_runs={"N1 no warm-up": "no-warmup", "N2 seed 1339": "seed-1339"},
+        preregistered_runs={"N1 no warm-up": "no-warmup", "N2 seed 1339": "seed-1339",
+                            "N3 no warm-up, 2× rate": "no-warmup-lr2x"},
     ),
     "short400": Profile(
         recipe=dict(

@@ -210,10 +210,13 @@ def _predicted(name: str, pred: dict) -> str:
     points = [p for p in pred["points"] if p["predicted"] is not None]
     if not points:
         return f"**{name}**: the clock predicted none of its steps"
+    failed = "" if clock_fit.get("passed_held_out_check", True) else (
+        "; the clock had failed its held-out check, so its band, the largest held-out "
+        "miss, is wide")
     return (f"**{name}** (`{pred['command']}`): predicted at revision "
             f"{pred['predicted_at_revision']} from the clock fitted on "
             f"{', '.join(clock_fit['fitted_on'])} (p = {clock_fit['p']:g}, band "
-            f"±{clock_fit['band_nats']:.3f} nats), from step {points[0]['step']:,} "
+            f"±{clock_fit['band_nats']:.3f} nats{failed}), from step {points[0]['step']:,} "
             f"({points[0]['predicted']:.3f}) to step {points[-1]['step']:,} "
             f"({points[-1]['predicted']:.3f})")
 
