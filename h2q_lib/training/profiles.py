@@ -188,7 +188,7 @@ RUNTIME_FIELDS = tuple(f.name for f in fields(RuntimeConfig))
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """The equal-compute tokenizer experiment (notebook 04): one body for every tokenizer.
+    """The equal-bytes tokenizer experiment (notebook 05): one body for every tokenizer.
 
     Each sequence holds ``bytes_per_sequence`` bytes of text, so every model trains on the
     same bytes in the same number of steps (block_size = bytes x tokens per byte).
