@@ -170,16 +170,23 @@ def test_the_compute_table_adds_up_every_committed_run(tmp_path):
     machine = {"processor": "CPU X", "cpu_capability": "AVX2", "torch_threads": 1}
     (tmp_path / "a").mkdir()
     (tmp_path / "exp" / "char").mkdir(parents=True)
-    write_json(tmp_path / "a" / "summary.json", {"steps": 10, "tokens_seen": 100,
-                                                 "elapsed_s": 3600.0, "machine": machine})
+    write_json(tmp_path / "a" / "summary.json", {
+        "steps": 10, "tokens_seen": 100, "elapsed_s": 3600.0, "machine": machine,
+        "library_fingerprint": "f00d", "sessions": [{"git_revision": "abc+dirty"},
+                                                    {"git_revision": "def"}]})
     write_json(tmp_path / "exp" / "char" / "summary.json",
-               {"steps": 5, "tokens_seen": 50, "elapsed_s": 1800.0, "machine": machine})
+               {"steps": 5, "tokens_seen": 50, "elapsed_s": 1800.0, "machine": machine,
+                "git_revision": "abc"})
     (tmp_path / "empty").mkdir()
     table = compute_table(tmp_path)
     assert table["run"].tolist() == ["a", "exp/char"]
     assert table["machine (its last session)"].iloc[0] == "CPU X, AVX2, 1 thread"
+    # issue #34: a run trained with uncommitted changes says so and names its code otherwise
+    assert table["code (git revision)"].tolist() == [
+        "abc, def, with uncommitted changes: fingerprint f00d", "abc"]
     assert compute_total(table) == {"compute_runs": 2, "compute_steps": 15,
-                                    "compute_tokens": 150, "compute_hours": 1.5}
+                                    "compute_tokens": 150, "compute_hours": 1.5,
+                                    "compute_uncommitted_runs": 1}
 
 
 def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path):

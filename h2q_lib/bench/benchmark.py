@@ -57,6 +57,7 @@ from h2q_lib.core.run_folder import check_writable
 from h2q_lib.data.tokenizers import CHAR_VOCAB_SIZE
 from h2q_lib.data.wikitext import Split
 from h2q_lib.model.gpt import GPTConfig, count_parameters, flops_per_token
+from h2q_lib.training.allocator import keep_freed_memory
 from h2q_lib.training.attention_rule import AttentionChoice, choose_attention
 from h2q_lib.training.hardware import (
     PrecisionChoice,
@@ -133,6 +134,7 @@ def bench_setting(device: str, quick: bool, batch_size: int, grad_accum: int) ->
     """The setting on ``device`` (``"auto"`` picks one); a quick run times each thing once and
     steps over one micro-batch."""
     device = pick_device(device)
+    keep_freed_memory(device)  # as the trainer runs, before anything is measured
     choice, cfg = choose_precision(device), REPORT.model_config(CHAR_VOCAB_SIZE)
     return BenchSetting(device=device, choice=choice,
                         attention=choose_attention(cfg, batch_size, device, choice.precision),
@@ -306,6 +308,7 @@ def benchmark_result(s: BenchSetting, ladder: tuple[TrainVariant, ...], m: Measu
                                      **m.ladder.cuts},
         "train_precision": s.precision,
         "train_precision_reason": s.choice.reason,
+        "train_allocator": keep_freed_memory(s.device),
         "train_attention": s.attention.kernel,
         "train_attention_reason": s.attention.reason,
         "train_attention_probe_ms": s.attention.probe_ms,

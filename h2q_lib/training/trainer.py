@@ -38,6 +38,7 @@ from h2q_lib.core.provenance import run_provenance
 from h2q_lib.data.tokenizers import Tokenizer, tokenizer_from_dict
 from h2q_lib.model.gpt import GPT, count_parameters
 from h2q_lib.training import checkpoint as ckpt
+from h2q_lib.training.allocator import keep_freed_memory
 from h2q_lib.training.attention_rule import session_attention
 from h2q_lib.training.batches import TrainData, batch_offsets, get_batch, prepare_data
 from h2q_lib.training.checks import check_run
@@ -231,6 +232,7 @@ def _start_session(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path, devi
         _write_run_files(run_dir, cfg, tokenizer, latest is not None, state.step, say)
     # the recipe's sequences of a step, cut into micro-batches of ``micro`` (a runtime choice)
     micro = runtime.micro_batch or cfg.batch_size
+    allocator = keep_freed_memory(device)  # before the attention rule measures
     attention = session_attention(model_args, micro, device, precision.precision,
                                   runtime.attention, latest[1]["meta"] if latest else None)
     model.set_attention(attention.kernel)
@@ -245,7 +247,7 @@ def _start_session(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path, devi
     provenance = run_provenance()
     per_rank = cfg.batch_size * cfg.grad_accum // di.world
     record = {"from_step": state.step, "device": device, **precision.to_dict(),
-              **attention.to_dict(), "micro_batch": micro,
+              **attention.to_dict(), "allocator": allocator, "micro_batch": micro,
               "git_revision": provenance["git_revision"],
               "library_fingerprint": provenance["library_fingerprint"], "world_size": di.world}
     meta = {"recipe": cfg.to_dict(), "recipe_sha256": recipe_sha256(cfg),
