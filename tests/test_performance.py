@@ -412,3 +412,22 @@ def test_two_measurements_of_one_kind_of_machine_keep_their_own_columns(tmp_path
     labels = [performance.machine_label(r) for r in performance.load_benchmarks(tmp_path)]
     assert len(set(labels)) == 2 and any("measured 2026-12-05" in label for label in labels)
     assert len(performance.measures_table(performance.load_benchmarks(tmp_path)).columns) == 3
+
+
+def test_the_layout_reading_says_whether_gpt2s_layout_would_pay():
+    """issue #39 item 2: the chapter says, from the benchmark's paired passes, whether storing
+    the projection weights as GPT-2's Conv1D does would pay; only a ratio above 1 in every
+    pass counts."""
+    from h2q_lib.bench.layout_speed import projection_shapes
+    from h2q_lib.book.wording.performance import layout_reading
+    from h2q_lib.claims.completion_report import REPORT
+
+    assert projection_shapes(REPORT.model_config(127)) == {
+        "qkv": (512, 1536), "attention out": (512, 512), "mlp up": (512, 2048),
+        "mlp down": (2048, 512)}
+    even = {"median": 1.0, "low": 0.98, "high": 1.03}
+    slower = {"median": 1.1, "low": 1.04, "high": 1.2}
+    assert "would not pay" in layout_reading({"layout_out_in_over_in_out": {"qkv": even}})
+    assert "would pay for mlp down" in layout_reading(
+        {"layout_out_in_over_in_out": {"qkv": even, "mlp down": slower}})
+    assert "not measured" in layout_reading({})

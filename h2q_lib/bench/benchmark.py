@@ -41,6 +41,7 @@ from h2q_lib.bench.evaluation_speed import (
     eval_thread_scaling,
     linear_flops_per_token,
 )
+from h2q_lib.bench.layout_speed import layout_ratios
 from h2q_lib.bench.matmul_speed import matmul_limit
 from h2q_lib.bench.peer_speed import peer_comparison
 from h2q_lib.bench.profiling import profile_eval_batch, profile_training_step
@@ -229,7 +230,8 @@ def ladder_rows(ladder: tuple[TrainVariant, ...], rates: LadderRates, flops: int
 def measure_beside_ladder(s: BenchSetting, limit: float, split: Split | None,
                           with_peer: bool, with_profile: bool) -> dict[str, dict]:
     """The measures beside the ladder, each a dict of result entries: ``adamw``,
-    ``attention`` (with the CPU's thread scaling), ``peer``, ``profiles``, ``whole_split``."""
+    ``attention`` (with the CPU's thread scaling), ``peer``, ``profiles``, ``whole_split``,
+    ``layout`` (the projection weights' two layouts)."""
     adamw = {f"adamw_step_s_{name}": adamw_step_seconds(s.cfg, s.device, fused, s.repeats)
              for name, fused in (("for_loop", False), ("fused", True))}
     attention = attention_milliseconds(s.cfg, s.device, s.precision, s.batch_size, s.repeats)
@@ -246,8 +248,10 @@ def measure_beside_ladder(s: BenchSetting, limit: float, split: Split | None,
                 if with_profile else {})
     whole_split = (eval_split_rate(s.device, s.precision, s.batch_size, split,
                                    4 if s.quick else None) if split is not None else {})
+    layout = {"layout_out_in_over_in_out": layout_ratios(
+        s.cfg, s.device, s.precision, s.batch_size, 3 if s.quick else 7)}
     return {"adamw": adamw, "attention": attention, "peer": peer, "profiles": profiles,
-            "whole_split": whole_split}
+            "whole_split": whole_split, "layout": layout}
 
 
 def _tokenization_text(text: str | None) -> str:
@@ -324,6 +328,7 @@ def benchmark_result(s: BenchSetting, ladder: tuple[TrainVariant, ...], m: Measu
         "eval_tokens_per_s": m.ladder.eval_tokens_per_s,
         **m.beside["attention"],
         **m.beside["peer"],
+        **m.beside["layout"],
         "eval_over_train": m.ladder.eval_tokens_per_s / trainer["tokens_per_s"],
         "eval_linear_flops_per_token": lfpt,
         "eval_ceiling_tokens_per_s": limit / lfpt,

@@ -82,7 +82,27 @@ def ladder_notes(result: dict) -> str:
             f"{result['attention_train_ms_sdpa_math']:.1f} ms on its math backend, "
             f"{result['attention_train_ms_explicit']:.1f} ms written out.")
     parts += [probe_reading(result)] if result.get("train_attention_probe_ms") else []
+    parts += [layout_reading(result)]
     return "\n\n".join(parts)
+
+
+def layout_reading(result: dict) -> str:
+    """Markdown: whether storing the projection weights as GPT-2's Conv1D does ([in, out])
+    would pay on this machine (``bench.layout_speed``): only if a projection's ratio stays
+    above 1 over all its passes."""
+    ratios = result.get("layout_out_in_over_in_out")
+    if not ratios:
+        return ("The projection weights' layout ([out, in] as `nn.Linear`, or GPT-2's "
+                "[in, out]) was not measured on this machine.")
+    shown = ", ".join(f"{name} {r['median']:.2f}× ({r['low']:.2f}–{r['high']:.2f})"
+                      for name, r in ratios.items())
+    paying = [name for name, r in ratios.items() if r["low"] > 1]
+    verdict = (f"GPT-2's layout would pay for {', '.join(paying)}" if paying else
+               "GPT-2's layout would not pay here: no projection is slower in the model's "
+               "layout over all its passes, so the weights stay as they are")
+    return (f"The projection weights' layout, forward and backward at one micro-batch, time "
+            f"in the model's [out, in] over GPT-2's [in, out] (median, lowest–highest pass): "
+            f"{shown}. {verdict}.")
 
 
 def probe_reading(result: dict) -> str:
@@ -98,6 +118,9 @@ def probe_reading(result: dict) -> str:
                  "call in a new process, and served from the grown heap later, so the probe at "
                  "a run's start measures the form at its slowest. Its choice is right for the "
                  "start of a run and may not be for the steps that follow.")
+    allocator = result.get("train_allocator")
+    if allocator:
+        text += f" The C allocator during the benchmark: {allocator}."
     return text
 
 
