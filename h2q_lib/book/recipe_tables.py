@@ -42,12 +42,6 @@ def config_table(run: dict, claims: ReportClaims = REPORT) -> pd.DataFrame:
 def unstated_settings(cfg: TrainConfig | dict | None = None) -> pd.DataFrame:
     """Every setting the recipe needs that the report does not state, and what this
     reproduction assumed (read from the recipe, ``cfg``: the profile's defaults)."""
-    import inspect
-    import re
-
-    from h2q_lib.training.optimizer import build_optimizer
-
-    betas = re.search(r"betas=(\([^)]*\))", inspect.getsource(build_optimizer)).group(1)
     cfg = TrainConfig.from_dict(cfg) if isinstance(cfg, dict) else cfg or TrainConfig()
     rows = [
         ("tokenizer", 'a "simple tokenizer", vocabulary "50,000"',
@@ -57,9 +51,13 @@ def unstated_settings(cfg: TrainConfig | dict | None = None) -> pd.DataFrame:
          "drop empty lines and headings, strip, join with newlines, <bos>…<eos>: the one "
          "reading that gives the report's validation token count exactly"),
         ("learning-rate floor of the cosine", "not stated", f"{cfg.min_lr:g} (lr / 10)"),
-        ("weight decay", "not stated", f"{cfg.weight_decay:g}, matrices only"),
-        ("AdamW betas", "not stated", f"{betas} (GPT-2's)"),
-        ("gradient clipping", "not stated", f"{cfg.grad_clip:g}"),
+        ("weight decay", "not stated", f"{cfg.weight_decay:g}, "
+         + ("matrices only" if cfg.decay_scope == "matrices" else "every parameter")),
+        ("AdamW betas", "not stated", f"(0.9, {cfg.adam_beta2:g})"
+         + (" (GPT-2's)" if cfg.adam_beta2 == 0.95 else "")),
+        ("gradient clipping", "not stated", f"{cfg.grad_clip:g}" if cfg.grad_clip else "none"),
+        ("initialisation", "not stated", "GPT-2's: N(0, 0.02), residual projections scaled"
+         if cfg.init == "gpt2" else "PyTorch's defaults"),
         ("dropout", "not stated", f"{cfg.dropout:g}"),
         ("seed", "not stated", f"{cfg.seed}"),
         ("what the learning-rate scheduler counts", "not stated",

@@ -38,6 +38,15 @@ from h2q_lib.training.readings import READINGS
 REPORT_DATA_CONFIG = "wikitext-103-raw-v1"
 
 
+# how a run's weights start (``initialization.initialize``) and which parameters weight
+# decay applies to (``optimizer.build_optimizer``)
+INITS = ("gpt2", "pytorch")
+DECAY_SCOPES = ("matrices", "all")
+# recipe fields added after runs were committed, with the value every earlier run had: at
+# that value a field is left out of the recipe's hash (``recipe_identity.recipe_sha256``)
+ADDED_FIELDS = {"init": "gpt2", "adam_beta2": 0.95, "decay_scope": "matrices"}
+
+
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -67,8 +76,13 @@ class TrainConfig:
     lr: float = REPORT.learning_rate
     min_lr: float = REPORT.learning_rate / 10
     weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # the gradient norm's bound; 0: no clipping
     seed: int = 1337
+    # settings the report leaves unsaid, as data for the pre-registered run N4 (issue #33);
+    # at their defaults (ADDED_FIELDS) a recipe's hash is the one it had before they existed
+    init: str = "gpt2"  # gpt2: N(0, 0.02), scaled residual projections; pytorch: each module's
+    adam_beta2: float = 0.95  # AdamW's second-moment decay (GPT-2's; torch's default 0.999)
+    decay_scope: str = "matrices"  # weight decay on matrices (>= 2-D) or on all parameters
     # what the run records: validation, log lines, checkpoints, samples
     eval_every: int = 500
     eval_batches: int = 20
@@ -110,7 +124,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ``ConfigError`` naming the first field whose value is not allowed."""
         choices = {"tokenizer": TOKENIZER_NAMES, "data_config": CONFIGS,
-                   "reading": tuple(READINGS)}
+                   "reading": tuple(READINGS), "init": INITS, "decay_scope": DECAY_SCOPES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, getattr(self, name), "one of " + ", ".join(allowed))
@@ -125,12 +139,15 @@ class TrainConfig:
                 raise ConfigError(name, getattr(self, name), "a positive integer")
         if self.schedule_steps is not None and not _positive_int(self.schedule_steps):
             raise ConfigError("schedule_steps", self.schedule_steps, "None or a positive integer")
-        for name in ("lr", "grad_clip", "temperature"):
+        if isinstance(self.adam_beta2, bool) or not isinstance(self.adam_beta2, (int, float)) \
+                or not 0 < self.adam_beta2 < 1:
+            raise ConfigError("adam_beta2", self.adam_beta2, "a number in (0, 1)")
+        for name in ("lr", "temperature"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value <= 0:
                 raise ConfigError(name, value, "a finite number > 0")
-        for name in ("min_lr", "weight_decay", "dropout"):
+        for name in ("min_lr", "weight_decay", "dropout", "grad_clip"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value) or value < 0:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from h2q_lib.core import run_folder as runs
 from h2q_lib.core.errors import bounded_repr
-from h2q_lib.training.profiles import TrainConfig
+from h2q_lib.training.profiles import ADDED_FIELDS, TrainConfig
 
 RESTART_HINT = "h2q train --restart (the notebooks' restart parameter)"
 
@@ -24,12 +24,17 @@ def recipe_sha256(recipe: TrainConfig | dict) -> str:
     resolved (``schedule_length``).
 
     ``steps`` says how far a run trains, not what its steps compute, and ``--extend`` raises
-    it; the weights of step k depend on everything else. Checkpoints and final weights carry
-    it; those of older versions are checked by the recipe in their metadata.
+    it; the weights of step k depend on everything else. A field added later
+    (``profiles.ADDED_FIELDS``) counts only where it differs from the value earlier runs
+    had. Checkpoints and final weights carry it; those of older versions are checked by the
+    recipe in their metadata.
     """
     cfg = recipe if isinstance(recipe, TrainConfig) else TrainConfig.from_dict(recipe)
     fields_ = {**cfg.to_dict(), "schedule_steps": cfg.schedule_length}
     del fields_["steps"]
+    for name, before in ADDED_FIELDS.items():  # the hash earlier runs carry
+        if fields_[name] == before:
+            del fields_[name]
     return hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()
 
 

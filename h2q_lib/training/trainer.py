@@ -45,7 +45,7 @@ from h2q_lib.training.checks import check_run
 from h2q_lib.training.distributed import DistInfo, init_distributed
 from h2q_lib.training.hardware import PrecisionChoice, autocast, machine_description, peak_rss_gb
 from h2q_lib.training.interrupts import Interrupted, StopRequests, stop_requested
-from h2q_lib.training.optimizer import build_optimizer
+from h2q_lib.training.optimizer import build_optimizer, initialize
 from h2q_lib.training.profiles import RuntimeConfig, TrainConfig
 from h2q_lib.training.readings import lr_at
 from h2q_lib.training.recipe_identity import recipe_sha256
@@ -219,7 +219,7 @@ def _start_session(cfg: TrainConfig, runtime: RuntimeConfig, run_dir: Path, devi
     tokenizer = data.tokenizer
     torch.manual_seed(cfg.seed)
     model_args = cfg.model_config(tokenizer.vocab_size)
-    model = GPT(model_args).to(device)
+    model = initialize(GPT(model_args), cfg).to(device)
     optimizer = build_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler(device, enabled=precision.precision == "fp16")
     state = RunState()
@@ -297,7 +297,8 @@ def _optimizer_step(run: Session, step: int, lr: float) -> float:
     if not math.isfinite(train_loss):
         raise _diverged("the training loss", train_loss, step + 1, run.run_dir)
     run.scaler.unscale_(run.optimizer)
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
