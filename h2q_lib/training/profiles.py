@@ -294,7 +294,8 @@ PROFILES: dict[str, Profile] = {
                       "short400": "short400"},
         control_runs={"seed 1338": "control-seed", "WikiText-103 slice": "control-wt103"},
         preregistered_runs={"N1 no warm-up": "no-warmup", "N2 seed 1339": "seed-1339",
-                            "N3 no warm-up, 2× rate": "no-warmup-lr2x"},
+                            "N3 no warm-up, 2× rate": "no-warmup-lr2x",
+                            "N4 PyTorch's defaults": "pytorch-defaults"},
     ),
     "short400": Profile(
         recipe=dict(
