@@ -103,3 +103,28 @@ def test_a_run_with_torchs_defaults_trains_records_them_and_is_checked_on_resume
     with pytest.raises(Exception, match=r"init 'pytorch' -> 'gpt2'"):
         train(dataclasses.replace(cfg, init="gpt2", steps=3), tmp_path / "run", runtime,
               extend=True)
+
+
+def test_a_committed_run_folder_written_before_the_fields_is_read_byte_for_byte(tmp_path,
+                                                                               data_dir):
+    """Reading a finished run whose ``config.json`` predates the added fields (every committed
+    run) rewrote the file with them; a committed folder is read, never written."""
+    cfg = get_profile("smoke", n_layer=1, n_head=2, n_embd=32, n_ff=64, block_size=32,
+                      batch_size=4, grad_accum=1, steps=2, warmup=0, eval_every=2,
+                      eval_batches=1, log_every=1, ckpt_every=2, sample_tokens=0)
+    runtime = RuntimeConfig(data_dir=str(data_dir), quiet=True, device="cpu",
+                            precision="fp32", attention="sdpa")
+    run = tmp_path / "run"
+    train(cfg, run, runtime)
+    for name in ("checkpoints", "token_cache"):  # as committed: records only
+        for p in sorted((run / name).rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        (run / name).rmdir()
+    (run / "final_model.safetensors").unlink()
+    config = json.loads((run / "config.json").read_text())
+    old = {k: v for k, v in config.items() if k not in ADDED_FIELDS}
+    (run / "config.json").write_text(json.dumps(old, indent=1) + "\n")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert train(cfg, run, runtime)["steps"] == 2
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before

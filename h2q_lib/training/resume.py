@@ -128,6 +128,17 @@ class RunStart:
     finished: dict | None = None  # the summary of this run finished: read, not retrained
 
 
+def _says_the_recipe(path: Path, cfg: TrainConfig) -> bool:
+    """Whether the file at ``path`` holds the recipe ``cfg`` (fields added later at their
+    defaults, as ``TrainConfig.from_dict`` reads it); False if missing or unreadable."""
+    stored = runs.read_json(path)
+    try:
+        return isinstance(stored, dict) and \
+            TrainConfig.from_dict(stored, "config.json").to_dict() == cfg.to_dict()
+    except (TypeError, ValueError):  # ConfigError is a ValueError
+        return False
+
+
 def _recipe_and_checkpoint(run_dir: Path, cfg: TrainConfig, extend: bool,
                            say: Callable[[str], None]
                            ) -> tuple[TrainConfig, dict | None, tuple[Path, dict] | None]:
@@ -174,7 +185,9 @@ def open_run(run_dir: Path, cfg: TrainConfig, extend: bool, main: bool,
                  or kept_steps is not None and kept_steps >= cfg.steps):
         # a finished run is read, never retrained, also where it keeps no checkpoints (a
         # committed run folder holds its records only)
-        if main:
+        # written again only where it says less than the recipe (an extended schedule);
+        # a file without the recipe fields added later says the same, and stays as it is
+        if main and not _says_the_recipe(run_dir / "config.json", cfg):
             runs.write_json(run_dir / "config.json", cfg.to_dict())
         if kept_steps is None:
             say(f"{runs.shown(run_dir)} holds this run finished at step {cfg.steps} and keeps "
