@@ -151,22 +151,22 @@ def outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
 
 def preregistered_table(entries: list[Preregistered]) -> pd.DataFrame:
     """One row per evaluation step; for each pre-registered run two columns (headed by the
-    first word of its book name, e.g. "N1"): the prediction with its band, and the measured
-    loss with whether the band held (``beside_measurement``). Two columns a run keep the
-    table within a page's column."""
+    first word of its book name, e.g. "N1"): the prediction (its band, one width for the
+    run, in the header), and the measured loss marked ✓ inside the band or ✗ outside
+    (``beside_measurement``). Two short columns a run keep the table within a page."""
     table = None
     for name, pred, run in entries:
         own = beside_measurement(pred, run)
         short = name.split()[0]
         band = pred["clock"].get("band_nats")
-        own[f"{short}: predicted"] = [
-            None if value is None else f"{value:.3f}" + (f" ± {band:.3f}" if band else "")
-            for value in own["predicted"]]
+        predicted = f"{short}: predicted" + (f" (± {band:.3f})" if band else "")
+        own[predicted] = [None if value is None else f"{value:.3f}"
+                          for value in own["predicted"]]
         own[f"{short}: measured"] = [
             None if got is None or pd.isna(got) else
-            f"{got:.3f}" + ("" if held is None else " (held)" if held == "yes" else " (missed)")
+            f"{got:.3f}" + ("" if held is None else " ✓" if held == "yes" else " ✗")
             for got, held in zip(own["measured"], own["held"], strict=True)]
-        own = own[["step", f"{short}: predicted", f"{short}: measured"]]
+        own = own[["step", predicted, f"{short}: measured"]]
         table = own if table is None else table.merge(own, on="step", how="outer")
     return pd.DataFrame() if table is None else table
 

@@ -236,7 +236,8 @@ def preregistered_reading(entries: list[Preregistered]) -> str:
         held, judged, worst = measured
         sentences.append(head + f"; measured to step {run.last_step:,}: the band held at "
                          f"{held} of {judged} steps, the largest miss {worst:.3f} nats.")
-    return " ".join(sentences)
+    return " ".join(sentences) + (" In the table, ✓ marks a measured loss inside its run's "
+                                  "band and ✗ one outside it.")
 
 
 def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
