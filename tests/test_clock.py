@@ -122,6 +122,23 @@ def test_beside_measurement_says_whether_each_band_held(tmp_path):
     assert table["measured"].isna().iloc[3]
 
 
+def test_the_preregistered_table_sets_measured_over_predicted_with_a_mark():
+    from h2q_lib.analysis.curves import Run
+    from h2q_lib.analysis.preregistration import preregistered_table
+
+    pred = {"clock": {"band_nats": 0.05},
+            "points": [{"step": 100, "predicted": 2.5, "low": 2.45, "high": 2.55},
+                       {"step": 125, "predicted": 2.4, "low": 2.35, "high": 2.45},
+                       {"step": 150, "predicted": None, "low": None, "high": None},
+                       {"step": 175, "predicted": 2.3, "low": 2.25, "high": 2.35}]}
+    run = Run("n1", {}, [{"step": 100, "val_loss": 2.52}, {"step": 125, "val_loss": 2.2},
+                         {"step": 150, "val_loss": 2.1}], None)
+    table = preregistered_table([("N1 no warm-up", pred, run)])
+    assert table.columns.tolist() == ["step", "N1: measured / predicted (± 0.050)"]
+    assert table.iloc[:, 1].tolist() == ["2.520 / 2.500 ✓", "2.200 / 2.400 ✗", "2.100 / —",
+                                         "— / 2.300"]
+
+
 def test_predict_refuses_too_few_runs_in_one_line(tmp_path, capsys):
     assert main(["predict", "--name", "n1", "--runs-dir", str(tmp_path),
                  "--warmup", "0"]) == 2
@@ -207,10 +224,11 @@ def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path)
     assert "not committed yet" in preregistered_reading(entries)
     table = preregistered_table(entries)
     assert table["step"].tolist() == [50, 100, 150, 200]
-    assert table["N1: measured"].isna().all()
     band = entries[0][1]["clock"]["band_nats"]
-    assert table.columns.tolist() == ["step", f"N1: predicted (± {band:.3f})", "N1: measured"]
-    assert table[f"N1: predicted (± {band:.3f})"].dropna().size
+    column = f"N1: measured / predicted (± {band:.3f})"
+    assert table.columns.tolist() == ["step", column]
+    assert all(cell.startswith("— / ") for cell in table[column].dropna())
+    assert table[column].dropna().size
     assert "failed its held-out check" not in preregistered_reading(entries)
     name, pred, _ = entries[0]
     failed = {**pred, "clock": {**pred["clock"], "passed_held_out_check": False}}

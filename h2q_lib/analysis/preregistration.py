@@ -150,25 +150,31 @@ def outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
 
 
 def preregistered_table(entries: list[Preregistered]) -> pd.DataFrame:
-    """One row per evaluation step; for each pre-registered run two columns (headed by the
-    first word of its book name, e.g. "N1"): the prediction (its band, one width for the
-    run, in the header), and the measured loss marked ✓ inside the band or ✗ outside
-    (``beside_measurement``). Two short columns a run keep the table within a page."""
+    """One row per evaluation step and one column per pre-registered run (headed by the
+    first word of its book name, e.g. "N1", and its band): "measured / predicted", the
+    measurement marked ✓ inside the band or ✗ outside (``beside_measurement``), "—" for
+    what is missing. One short column a run keeps four runs within a page's column."""
     table = None
     for name, pred, run in entries:
         own = beside_measurement(pred, run)
-        short = name.split()[0]
         band = pred["clock"].get("band_nats")
-        predicted = f"{short}: predicted" + (f" (± {band:.3f})" if band else "")
-        own[predicted] = [None if value is None else f"{value:.3f}"
-                          for value in own["predicted"]]
-        own[f"{short}: measured"] = [
-            None if got is None or pd.isna(got) else
-            f"{got:.3f}" + ("" if held is None else " ✓" if held == "yes" else " ✗")
-            for got, held in zip(own["measured"], own["held"], strict=True)]
-        own = own[["step", predicted, f"{short}: measured"]]
+        column = f"{name.split()[0]}: measured / predicted" + (
+            f" (± {band:.3f})" if band else "")
+        own[column] = [_measured_over_predicted(got, value, held) for got, value, held
+                       in zip(own["measured"], own["predicted"], own["held"], strict=True)]
+        own = own[["step", column]]
         table = own if table is None else table.merge(own, on="step", how="outer")
     return pd.DataFrame() if table is None else table
+
+
+def _measured_over_predicted(got: float | None, value: float | None,
+                             held: str | None) -> str | None:
+    got, value, held = (None if pd.isna(x) else x for x in (got, value, held))
+    if got is None and value is None:
+        return None
+    shown = ("—" if got is None else f"{got:.3f}") + " / " + (
+        "—" if value is None else f"{value:.3f}")
+    return shown + ("" if held is None else " ✓" if held == "yes" else " ✗")
 
 
 def clock_curves(runs_dir: str | os.PathLike, profile: str) -> list:
