@@ -81,13 +81,20 @@ def fastest(recipe: pd.DataFrame) -> tuple[str, float]:
 
 def plot_recipe_times(recipe: pd.DataFrame) -> Figure:
     """Hours for the report's tokens at each rate (bars from zero; the report's rows in red)."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(recipe)))
+    # narrow, with large type and wrapped machine names: on a phone (390 px) the figure is
+    # shown at about half its width, and 11-point labels on an 8-inch figure could not be read
+    labels = [textwrap.fill(str(i), 26) for i in recipe.index]
+    lines = max(label.count("\n") + 1 for label in labels) if labels else 1
+    fig, ax = plt.subplots(figsize=(5.5, 0.8 + 0.25 * lines * len(recipe)))
     colors = ["tab:red" if i.startswith("the report") else "tab:blue" for i in recipe.index]
-    ax.barh(recipe.index, recipe["hours for 104M tokens"], color=colors)
-    ax.set_xlabel(f"hours to train the report's {REPORT.tokens_processed:,} tokens "
-                  "(lower is faster)", fontsize=11)
+    ax.barh(labels, recipe["hours for 104M tokens"], color=colors)
+    ax.set_xlabel(f"hours for the report's {REPORT.tokens_processed / 1e6:.0f}M tokens\n"
+                  "(lower is faster)", fontsize=13)
+    ax.tick_params(labelsize=12)
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
