@@ -25,9 +25,11 @@ from h2q_lib.training.profiles import TrainConfig
 
 PREDICTION = "prediction.json"
 # recipe fields that must agree for a run's curve to inform another's clock: the text trained
-# on, the model and the tokens a step (the schedule, seed and records may differ)
+# on, the model, the tokens a step and every optimizer setting but the learning-rate schedule
+# (the clock is a function of the schedule alone; the schedule, seed and records may differ)
 SHARED_FIELDS = ("tokenizer", "data_config", "train_data_config", "n_layer", "n_head",
-                 "n_embd", "n_ff", "block_size", "batch_size", "grad_accum", "dropout")
+                 "n_embd", "n_ff", "block_size", "batch_size", "grad_accum", "dropout",
+                 "weight_decay", "grad_clip", "init", "adam_beta2", "decay_scope")
 
 
 def clock_runs(runs_dir: str | os.PathLike, cfg: TrainConfig,
@@ -37,8 +39,9 @@ def clock_runs(runs_dir: str | os.PathLike, cfg: TrainConfig,
     folders = {p.name: p for p in sorted(Path(runs_dir).iterdir())
                if p.is_dir() and p.name not in exclude} if Path(runs_dir).is_dir() else {}
     target = cfg.to_dict()
+    # the recipe read back fills fields an older config.json predates with their defaults
     runs = [r for r in read_runs(folders)
-            if all(r.config.get(k) == target[k] for k in SHARED_FIELDS)
+            if all(r.recipe.to_dict()[k] == target[k] for k in SHARED_FIELDS)
             and any(rec.get("val_loss") is not None for rec in r.log)]
     continued = set(continued_runs(runs))
     return [r for r in runs if r.name not in continued]

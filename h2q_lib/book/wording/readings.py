@@ -29,6 +29,7 @@ from h2q_lib.analysis.law_analysis import (
     worst_held_out_error,
 )
 from h2q_lib.analysis.loss_law import LawFit
+from h2q_lib.analysis.plateau_exit import EXIT_LOSS, PlateauExit
 from h2q_lib.analysis.preregistration import Preregistered, outcome
 from h2q_lib.analysis.report_rows import TOLERANCE as TRAINING_TOLERANCE
 from h2q_lib.analysis.report_rows import training_row_outcome
@@ -252,6 +253,17 @@ def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
         outcomes.append(f"{name} held its band at {held} of {judged} predicted steps "
                         f"(largest miss {worst:.2f} nats)")
     return {"preregistered_outcome": "; ".join(outcomes)}
+
+
+def exit_reading(exits: list[PlateauExit], below: float = EXIT_LOSS) -> str:
+    """Where each run left the plateau (``plateau_exit``), in one sentence."""
+    if not exits:
+        return "No run has a validation loss to read an exit from."
+    return (f"The validation loss first fell below {below:.2f} nats, off the plateau, "
+            + "; ".join(f"for {e.run} {'at ' if e.by is not None and e.after is not None else ''}"
+                        f"{e.words}" for e in exits)
+            + ". Two runs whose step ranges overlap left at steps their evaluations cannot "
+            "tell apart.")
 
 
 # --- the loss law -----------------------------------------------------------------------------
