@@ -70,3 +70,20 @@ def test_the_clock_pools_only_runs_whose_optimizer_settings_match(tmp_path):
                                    decay_scope="all", weight_decay=0.01).to_dict())
     folder("clipless", get_profile("prefix", grad_clip=0.0).to_dict())
     assert sorted(r.name for r in clock_runs(tmp_path, cfg)) == ["no-warmup", "older", "stated"]
+
+
+def test_the_unstated_settings_verdict_reads_row_500_and_sets_short_runs_beside_the_stated():
+    from h2q_lib.book.wording.readings import unstated_settings_values
+
+    stated = run("stated-1000", {100: 2.6, 300: 2.46, 500: 2.30, 1000: 1.63})
+    n1 = run("N1 no warm-up", {250: 2.48, 500: 2.379})
+    n4 = run("N4 PyTorch's defaults", {100: 3.2, 300: 3.1}, init="pytorch")
+    out = unstated_settings_values([n1, n4], stated)
+    assert out["unstated_verdict"] == "none reproduces row 500"
+    assert out["unstated_numbers"] == ("at step 500: N1 2.379 vs the report's 1.5178; "
+                                       "N4 3.100 at step 300, +0.64 from the stated run there")
+    close = run("N9 close", {500: 1.55})  # within 5 % of the report's 1.5178
+    assert unstated_settings_values([close], stated)["unstated_verdict"] == (
+        "row 500 reproduced by N9")
+    assert unstated_settings_values([n4], stated)["unstated_verdict"] == "no run reached row 500"
+    assert unstated_settings_values([], stated)["unstated_verdict"] == "not tested yet"

@@ -18,6 +18,7 @@ from h2q_lib.analysis.evaluation_rows import (
     TOLERANCE,
     RunVerdict,
     row_falls,
+    row_results,
     run_verdicts,
     verdict_numbers,
 )
@@ -264,6 +265,38 @@ def exit_reading(exits: list[PlateauExit], below: float = EXIT_LOSS) -> str:
                         f"{e.words}" for e in exits)
             + ". Two runs whose step ranges overlap left at steps their evaluations cannot "
             "tell apart.")
+
+
+def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
+                             tolerance: float = TOLERANCE,
+                             claims: ReportClaims = REPORT) -> dict[str, str]:
+    """The intro's verdict on the settings the report leaves unsaid (the pre-registered runs
+    ``tried``): whether any reproduces the report's row ``step`` (``RowResult.reproduced``),
+    and each run's validation loss there; a run that stopped earlier is set beside the
+    ``stated`` run at its own last evaluation instead (run − stated)."""
+    if not tried:
+        return {"unstated_verdict": "not tested yet",
+                "unstated_numbers": "no pre-registered run is committed"}
+    reached, short = [], []
+    for run in tried:
+        result = row_results(run, (step,), claims)[0]
+        if result.val_loss is not None:
+            reached.append((run.name.split()[0], result))
+            continue
+        measured = [(r["step"], r["val_loss"]) for r in run.log if r.get("val_loss") is not None]
+        base = stated.record_at(max(measured)[0]) if measured else None
+        if measured and base and base.get("val_loss") is not None:
+            at, loss = max(measured)
+            short.append(f"{run.name.split()[0]} {loss:.3f} at step {at:,}, "
+                         f"{loss - base['val_loss']:+.2f} from the stated run there")
+    names = [name for name, r in reached if r.reproduced(tolerance)]
+    report = row_results(stated, (step,), claims)[0].report
+    verdict = (f"row {step:,} reproduced by {' and '.join(names)}" if names else
+               f"none reproduces row {step:,}" if reached else f"no run reached row {step:,}")
+    numbers = "; ".join(
+        ([f"at step {step:,}: " + ", ".join(f"{name} {r.val_loss:.3f}" for name, r in reached)
+          + f" vs the report's {report:.4f}"] if reached else []) + short)
+    return {"unstated_verdict": verdict, "unstated_numbers": numbers}
 
 
 # --- the loss law -----------------------------------------------------------------------------
