@@ -87,3 +87,8 @@ def test_the_unstated_settings_verdict_reads_row_500_and_sets_short_runs_beside_
         "row 500 reproduced by N9")
     assert unstated_settings_values([n4], stated)["unstated_verdict"] == "no run reached row 500"
     assert unstated_settings_values([], stated)["unstated_verdict"] == "not tested yet"
+    from h2q_lib.book.wording.readings import readings_finding
+
+    finding = readings_finding({"row100_training_verdict": "x", **out})
+    assert ("Of the settings the report leaves unsaid, tried in those runs, none reproduces "
+            "row 500 (at step 500: N1 2.379") in finding

@@ -417,6 +417,9 @@ def readings_finding(values: dict) -> str:
     if values.get("preregistered_outcome"):
         parts.append("Pre-registered before it ran, the clock's forecast was tested: "
                      f"{values['preregistered_outcome']}.")
+    if values.get("unstated_numbers"):
+        parts.append(f"Of the settings the report leaves unsaid, tried in those runs, "
+                     f"{values['unstated_verdict']} ({values['unstated_numbers']}).")
     if not values.get("clock_fitted"):
         parts.append(f"No schedule clock is fitted: {values.get('clock_missing')}.")
     elif values.get("clock_passed"):
