@@ -267,6 +267,14 @@ def exit_reading(exits: list[PlateauExit], below: float = EXIT_LOSS) -> str:
             "tell apart.")
 
 
+def levels_sentence(levels: dict[str, float]) -> str:
+    """The unigram and bigram levels (``ngram_levels``) in a sentence, for scale."""
+    return (f"For scale: a model that knows only how often each character occurs scores "
+            f"{levels['unigram']:.2f} nats per character on this validation text (the unigram "
+            f"level), one that knows only the previous character {levels['bigram']:.2f} (the "
+            "bigram level; both counted on the training text).")
+
+
 def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
                              tolerance: float = TOLERANCE,
                              claims: ReportClaims = REPORT) -> dict[str, str]:
