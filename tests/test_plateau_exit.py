@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from h2q_lib.analysis.curves import Run
 from h2q_lib.analysis.plateau_exit import EXIT_LOSS, exit_runs, exit_table, plateau_exit
 from h2q_lib.analysis.preregistration import clock_runs
@@ -40,11 +38,12 @@ def test_the_exit_table_compares_each_run_with_the_stated_run_at_its_last_evalua
     assert [r.name for r in compared] == ["stated-long", "N4"] and baseline is longer
     table = exit_table(compared, baseline)
     n4 = table.set_index("run").loc["N4"]
-    assert n4["evaluated every"] == 100 and n4["last evaluation"] == 300
-    assert n4["run − stated-long"] == pytest.approx(3.1 - 2.45)
+    assert n4["evaluated every"] == 100 and n4["last evaluation"] == "step 300"
+    assert (n4["validation loss"], n4["stated recipe there"]) == ("3.100", "2.450")
+    assert n4["run − stated"] == "+0.650"
     assert n4[f"left the plateau (validation < {EXIT_LOSS:.2f})"] == "not by step 300"
     own = table.set_index("run").loc["stated-long"]
-    assert own["run − stated-long"] == pytest.approx(0.0)
+    assert (own["stated recipe there"], own["run − stated"]) == ("—", "—")
     text = exit_reading([plateau_exit(r) for r in compared])
     assert "for stated-long at steps 300–400" in text and "for N4 not by step 300" in text
     assert exit_reading([]).startswith("No run")
@@ -81,7 +80,7 @@ def test_the_unstated_settings_verdict_reads_row_500_and_sets_short_runs_beside_
     out = unstated_settings_values([n1, n4], stated)
     assert out["unstated_verdict"] == "none reproduces row 500"
     assert out["unstated_numbers"] == ("at step 500: N1 2.379 vs the report's 1.5178; "
-                                       "N4 3.100 at step 300, +0.64 from the stated run there")
+                                       "N4 3.100 at step 300, +0.640 from the stated run there")
     close = run("N9 close", {500: 1.55})  # within 5 % of the report's 1.5178
     assert unstated_settings_values([close], stated)["unstated_verdict"] == (
         "row 500 reproduced by N9")

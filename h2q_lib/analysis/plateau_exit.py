@@ -56,25 +56,27 @@ def plateau_exit(run: Run, below: float = EXIT_LOSS) -> PlateauExit:
 
 def exit_table(runs: list[Run], stated: Run, below: float = EXIT_LOSS) -> pd.DataFrame:
     """Per run: its evaluation spacing, the steps between which it left the plateau, and its
-    validation loss at its last evaluation beside the ``stated`` run's at that step
-    (run − stated; empty where ``stated`` has no evaluation there)."""
+    validation loss at its last evaluation beside the ``stated`` run's at that step (run −
+    stated), in nats to 3 decimals ("—" where ``stated`` has no evaluation there, and for
+    ``stated`` itself)."""
     stated_losses = {r["step"]: r["val_loss"] for r in stated.log
                      if r.get("val_loss") is not None}
     out = []
     for run in runs:
-        measured = [(r["step"], r["val_loss"]) for r in run.log
-                    if r.get("val_loss") is not None]
+        measured = sorted((r["step"], r["val_loss"]) for r in run.log
+                          if r.get("val_loss") is not None)
         if not measured:
             continue
-        step, loss = max(measured)
-        base = stated_losses.get(step)
-        spacing = measured[1][0] - measured[0][0] if len(measured) > 1 else None
-        out.append({"run": run.name, "evaluated every": spacing,
-                    f"left the plateau (validation < {below:.2f})": plateau_exit(run,
-                                                                                 below).words,
-                    "last evaluation": step, "validation loss": loss,
-                    f"{stated.name} there": base,
-                    f"run − {stated.name}": None if base is None else loss - base})
+        step, loss = measured[-1]
+        base = None if run is stated else stated_losses.get(step)
+        out.append({"run": run.name,
+                    "evaluated every": measured[1][0] - measured[0][0]
+                    if len(measured) > 1 else "—",
+                    f"left the plateau (validation < {below:.2f})":
+                        plateau_exit(run, below).words,
+                    "last evaluation": f"step {step:,}", "validation loss": f"{loss:.3f}",
+                    "stated recipe there": "—" if base is None else f"{base:.3f}",
+                    "run − stated": "—" if base is None else f"{loss - base:+.3f}"})
     return pd.DataFrame(out)
 
 

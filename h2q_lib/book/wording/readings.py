@@ -252,7 +252,7 @@ def preregistered_values(entries: list[Preregistered]) -> dict[str, str]:
             continue
         held, judged, worst = measured
         outcomes.append(f"{name} held its band at {held} of {judged} predicted steps "
-                        f"(largest miss {worst:.2f} nats)")
+                        f"(largest miss {worst:.3f} nats)")
     return {"preregistered_outcome": "; ".join(outcomes)}
 
 
@@ -296,7 +296,7 @@ def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
         if measured and base and base.get("val_loss") is not None:
             at, loss = max(measured)
             short.append(f"{run.name.split()[0]} {loss:.3f} at step {at:,}, "
-                         f"{loss - base['val_loss']:+.2f} from the stated run there")
+                         f"{loss - base['val_loss']:+.3f} from the stated run there")
     names = [name for name, r in reached if r.reproduced(tolerance)]
     report = row_results(stated, (step,), claims)[0].report
     verdict = (f"row {step:,} reproduced by {' and '.join(names)}" if names else
