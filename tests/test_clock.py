@@ -212,7 +212,7 @@ def test_preregistered_runs_are_read_with_or_without_their_measurement(tmp_path)
         preregistered_table,
         read_preregistered,
     )
-    from h2q_lib.book.wording.readings import preregistered_reading
+    from h2q_lib.book.wording.runs_tried import preregistered_reading
     from h2q_lib.core.run_folder import write_json
 
     fit = fit_clock(curves())

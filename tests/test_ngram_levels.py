@@ -41,7 +41,7 @@ def test_texts_too_short_for_a_pair_are_refused():
 
 
 def test_the_levels_sentence_names_both_levels():
-    from h2q_lib.book.wording.readings import levels_sentence
+    from h2q_lib.book.wording.runs_tried import levels_sentence
 
     text = levels_sentence({"unigram": 3.1728, "bigram": 2.4746})
     assert "scores 3.17 nats per character" in text and "character 2.47 (the bigram" in text

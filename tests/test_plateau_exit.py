@@ -5,7 +5,7 @@ from __future__ import annotations
 from h2q_lib.analysis.curves import Run
 from h2q_lib.analysis.plateau_exit import EXIT_LOSS, exit_runs, exit_table, plateau_exit
 from h2q_lib.analysis.preregistration import clock_runs
-from h2q_lib.book.wording.readings import exit_reading
+from h2q_lib.book.wording.runs_tried import exit_reading
 from h2q_lib.core.run_folder import write_json
 from h2q_lib.training.profiles import get_profile
 
@@ -44,7 +44,7 @@ def test_the_exit_table_compares_each_run_with_the_stated_run_at_its_last_evalua
     assert n4[f"left the plateau (validation < {EXIT_LOSS:.2f})"] == "not by step 300"
     own = table.set_index("run").loc["stated-long"]
     assert (own["stated recipe there"], own["run − stated"]) == ("—", "—")
-    text = exit_reading([plateau_exit(r) for r in compared])
+    text = exit_reading(compared)
     assert "for stated-long at steps 300–400" in text and "for N4 not by step 300" in text
     assert exit_reading([]).startswith("No run")
 
@@ -72,7 +72,7 @@ def test_the_clock_pools_only_runs_whose_optimizer_settings_match(tmp_path):
 
 
 def test_the_unstated_settings_verdict_reads_row_500_and_sets_short_runs_beside_the_stated():
-    from h2q_lib.book.wording.readings import unstated_settings_values
+    from h2q_lib.book.wording.runs_tried import unstated_settings_values
 
     stated = run("stated-1000", {100: 2.6, 300: 2.46, 500: 2.30, 1000: 1.63})
     n1 = run("N1 no warm-up", {250: 2.48, 500: 2.379})

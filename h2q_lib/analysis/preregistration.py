@@ -142,6 +142,11 @@ def read_preregistered(run_dirs: dict[str, str | os.PathLike]) -> list[Preregist
     return out
 
 
+def measured_runs(entries: list[Preregistered]) -> list[Run]:
+    """The pre-registered runs whose own files are committed, in ``entries``' order."""
+    return [run for _, _, run in entries if run is not None]
+
+
 def outcome(pred: dict, run: Run | None) -> tuple[int, int, float] | None:
     """``(steps whose band held, steps judged, largest |measured − predicted|)``; None until
     the run has measured a predicted step."""
