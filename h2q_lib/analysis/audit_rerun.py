@@ -50,7 +50,7 @@ def check_early_losses_reproduced(claims: ReportClaims, reruns: Sequence[Rerun] 
                         "char tokenizer), e.g. the prefix profile.")
     evidence, reproducing, evaluated = [], [], []
     for run in runs:
-        ours = {r["step"]: r["val_loss"] for r in run.log if r.get("val_loss") is not None}
+        ours = run.val_losses()
         # evaluation rows only: a training-log row (no Perplexity) is a training loss, read
         # three ways in the readings chapter (report_rows), never against validation loss
         pairs = [(r.step, r.loss, ours[r.step]) for r in claims.progress

@@ -16,14 +16,10 @@ from h2q_lib.analysis.evaluation_rows import row_results
 from h2q_lib.claims.completion_report import REPORT, ReportClaims
 
 
-def _val_losses(run: Run) -> dict[int, float]:
-    return {r["step"]: r["val_loss"] for r in run.log if r.get("val_loss") is not None}
-
-
 def controls_table(base: Run, controls: list[Run]) -> pd.DataFrame:
     """At every step where ``base`` and all ``controls`` measured a validation loss: base's
     loss, each control's and the control minus the base (Δ)."""
-    losses = [_val_losses(run) for run in (base, *controls)]
+    losses = [run.val_losses() for run in (base, *controls)]
     steps = sorted(set.intersection(*(set(v) for v in losses))) if controls else []
     table = pd.DataFrame({"step": steps, f"{base.name}: val loss": [losses[0][s] for s in steps]})
     for run, own in zip(controls, losses[1:], strict=True):

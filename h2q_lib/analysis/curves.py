@@ -52,6 +52,11 @@ class Run:
     def last_step(self) -> int:
         return max((r["step"] for r in self.log), default=0)
 
+    def val_losses(self) -> dict[int, float]:
+        """The validation loss at each step that measured one, in step order."""
+        return dict(sorted((r["step"], r["val_loss"]) for r in self.log
+                           if r.get("val_loss") is not None))
+
     def record_at(self, step: int) -> dict | None:
         return next((r for r in self.log if r["step"] == step), None)
 

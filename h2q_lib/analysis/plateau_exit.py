@@ -3,8 +3,8 @@ drops below a threshold just under the ~2.45-nat plateau (the character-bigram l
 
 The step is bracketed, never interpolated: a run evaluated every 50 steps says only that it
 left between two evaluations 50 steps apart, so two runs whose brackets overlap left at a step
-these evaluations cannot tell apart. The values are numbers; ``book.wording.readings`` words
-them.
+these evaluations cannot tell apart. The values are numbers; ``book.wording.runs_tried``
+words them.
 """
 
 from __future__ import annotations
@@ -44,10 +44,8 @@ class PlateauExit:
 def plateau_exit(run: Run, below: float = EXIT_LOSS) -> PlateauExit:
     """Where ``run``'s validation loss first drops below ``below`` nats: the evaluation steps
     that bracket it (``PlateauExit``)."""
-    measured = sorted((r["step"], r["val_loss"]) for r in run.log
-                      if r.get("val_loss") is not None)
     after = None
-    for step, loss in measured:
+    for step, loss in run.val_losses().items():
         if loss < below:
             return PlateauExit(run.name, after, step, run.last_step)
         after = step
@@ -59,19 +57,16 @@ def exit_table(runs: list[Run], stated: Run, below: float = EXIT_LOSS) -> pd.Dat
     validation loss at its last evaluation beside the ``stated`` run's at that step (run −
     stated), in nats to 3 decimals ("—" where ``stated`` has no evaluation there, and for
     ``stated`` itself)."""
-    stated_losses = {r["step"]: r["val_loss"] for r in stated.log
-                     if r.get("val_loss") is not None}
+    stated_losses = stated.val_losses()
     out = []
     for run in runs:
-        measured = sorted((r["step"], r["val_loss"]) for r in run.log
-                          if r.get("val_loss") is not None)
-        if not measured:
+        steps = list(measured := run.val_losses())
+        if not steps:
             continue
-        step, loss = measured[-1]
+        step, loss = steps[-1], measured[steps[-1]]
         base = None if run is stated else stated_losses.get(step)
         out.append({"run": run.name,
-                    "evaluated every": measured[1][0] - measured[0][0]
-                    if len(measured) > 1 else "—",
+                    "evaluated every": steps[1] - steps[0] if len(steps) > 1 else "—",
                     f"left the plateau (validation < {below:.2f})":
                         plateau_exit(run, below).words,
                     "last evaluation": f"step {step:,}", "validation loss": f"{loss:.3f}",

@@ -42,7 +42,7 @@ def clock_runs(runs_dir: str | os.PathLike, cfg: TrainConfig,
     # the recipe read back fills fields an older config.json predates with their defaults
     runs = [r for r in read_runs(folders)
             if all(r.recipe.to_dict()[k] == target[k] for k in SHARED_FIELDS)
-            and any(rec.get("val_loss") is not None for rec in r.log)]
+            and r.val_losses()]
     continued = set(continued_runs(runs))
     return [r for r in runs if r.name not in continued]
 
@@ -108,8 +108,7 @@ def predict_command(cfg: TrainConfig, name: str, runs_dir: str, out: str,
 def beside_measurement(pred: dict, run: Run | None) -> pd.DataFrame:
     """Each predicted step: the prediction and its band, the run's measured validation loss
     (None before it got there), measured − predicted, and whether the band held."""
-    measured = {} if run is None else {r["step"]: r["val_loss"] for r in run.log
-                                       if r.get("val_loss") is not None}
+    measured = {} if run is None else run.val_losses()
     out = []
     for point in pred["points"]:
         value, got = point["predicted"], measured.get(point["step"])

@@ -102,12 +102,12 @@ def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
         if result.val_loss is not None:
             reached.append((run.name.split()[0], result))
             continue
-        measured = [(r["step"], r["val_loss"]) for r in run.log if r.get("val_loss") is not None]
-        base = stated.record_at(max(measured)[0]) if measured else None
-        if measured and base and base.get("val_loss") is not None:
-            at, loss = max(measured)
-            short.append(f"{run.name.split()[0]} {loss:.3f} at step {at:,}, "
-                         f"{loss - base['val_loss']:+.3f} from the stated run there")
+        measured = run.val_losses()
+        at = max(measured, default=None)
+        base = stated.val_losses().get(at)
+        if base is not None:
+            short.append(f"{run.name.split()[0]} {measured[at]:.3f} at step {at:,}, "
+                         f"{measured[at] - base:+.3f} from the stated run there")
     names = [name for name, r in reached if r.reproduced(tolerance)]
     report = row_results(stated, (step,), claims)[0].report
     verdict = (f"row {step:,} reproduced by {' and '.join(names)}" if names else
