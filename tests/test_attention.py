@@ -10,9 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from h2q_lib.core.errors import ConfigError
-from h2q_lib.model.attention import KERNELS, causal_attention
+from h2q_lib.model.attention import (
+    KERNELS,
+    blocked_causal_attention,
+    causal_attention,
+    explicit_causal_attention,
+)
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training.attention_rule import (
+    attention_under_autocast,
     choose_attention,
     pick_kernel,
     probe_attention,
@@ -51,6 +57,29 @@ def test_in_bf16_every_kernel_stays_within_the_bf16_tolerance_of_fp32(kernel):
     low = causal_attention(*(x.detach().bfloat16() for x in (q, k, v)), kernel)
     # bf16 keeps 8 bits of mantissa: 2^-8 relative, on values of order one
     torch.testing.assert_close(low.float(), exact, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize(("t", "blocks"), [(1, 2), (3, 2), (33, 2), (33, 3), (4, 7), (32, 1)])
+def test_the_blocked_form_matches_the_written_out_form_at_any_length(t, blocks):
+    # lengths a generation step or a short last window gives, and more blocks than queries
+    q, k, v = qkv(shape=(2, 3, t, 8))
+    want = explicit_causal_attention(q, k, v)
+    got = blocked_causal_attention(q, k, v, blocks=blocks)
+    torch.testing.assert_close(got, want)
+    grad_out = torch.randn_like(want)
+    torch.testing.assert_close(torch.autograd.grad(got, (q, k, v), grad_out),
+                               torch.autograd.grad(want, (q, k, v), grad_out))
+
+
+def test_the_probe_runs_a_kernel_under_the_runs_autocast():
+    q, k, v = qkv(torch.float32)
+    exact = causal_attention(q, k, v, "explicit_blocked")
+    low = attention_under_autocast(q, k, v, "explicit_blocked", "cpu", "bf16")
+    assert low.dtype == torch.float32  # handed back in the inputs' type
+    assert (low - exact).abs().max() > 1e-4  # computed in bf16: autocast was on
+    torch.testing.assert_close(low, exact, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(attention_under_autocast(q, k, v, "explicit", "cpu", "fp32"),
+                               causal_attention(q, k, v, "explicit"))
 
 
 def test_the_model_gives_the_same_loss_through_every_kernel():

@@ -22,6 +22,7 @@ from h2q_lib.bench import (
 )
 from h2q_lib.bench import benchmark as bench
 from h2q_lib.book.wording import performance as wording
+from h2q_lib.model.attention import KERNELS
 from h2q_lib.model.gpt import GPT, GPTConfig
 from h2q_lib.training.attention_rule import AttentionChoice
 
@@ -49,7 +50,7 @@ def test_training_and_eval_rates_measure_a_tiny_model():
     assert evaluation_speed.eval_rate(cfg, "cpu", "fp32", batch=2, repeats=1) > 0
     attention = attention_speed.attention_milliseconds(cfg, "cpu", "fp32", batch=2, repeats=1)
     assert set(attention) == {f"attention{work}_ms_{kernel}" for work in ("", "_train")
-                              for kernel in ("sdpa", "sdpa_math", "explicit")}
+                              for kernel in KERNELS}
     assert all(ms > 0 for ms in attention.values())
     assert evaluation_speed.eval_thread_scaling(cfg, "fp32", batch=2, repeats=1) > 0
 
@@ -342,6 +343,22 @@ def test_targets_follow_the_limit_type_and_the_evaluators_fraction(tmp_path):
     assert table.loc["whole test split: fraction of the evaluation ceiling", "met"]
 
 
+def test_the_attention_rules_choice_is_judged_against_the_fastest_kernel_timed_later(tmp_path):
+    times = {"attention_train_ms_sdpa": 100.0, "attention_train_ms_explicit": 70.0,
+             "attention_train_ms_explicit_blocked": 60.0}
+    for name, chosen in (("a", "explicit_blocked"), ("b", "explicit"), ("c", None)):
+        (tmp_path / f"results-{name}.json").write_text(json.dumps(_fake_result(
+            device_name=name, train_attention=chosen, **times)))
+    loaded = {r["device_name"]: r for r in performance.load_benchmarks(tmp_path)}
+    assert loaded["a"]["attention_choice_over_fastest"] == 1.0
+    assert loaded["b"]["attention_choice_over_fastest"] == pytest.approx(70 / 60)
+    assert "attention_choice_over_fastest" not in loaded["c"]  # measured before the rule
+    name = "attention: the rule's kernel over the fastest, timed after the ladder (×)"
+    assert performance_targets.target_table(loaded["a"]).loc[name, "met"]
+    assert not performance_targets.target_table(loaded["b"]).loc[name, "met"]  # 17 % slower
+    assert name not in performance_targets.target_table(loaded["c"]).index
+
+
 def test_a_rung_beats_the_default_only_beyond_the_spread_between_passes():
     def ladder(compile_rate, compile_spread=None, default="+ fused AdamW (the trainer's default)"):
         rows = [{"variant": "fp32 reference", "tokens_per_s": 500.0, "pass_spread": 1.1},
@@ -401,9 +418,9 @@ def test_the_attention_probe_is_set_beside_the_later_timing_and_a_gap_explained(
                                            "explicit": 135.7}}
     text = wording.probe_reading(result)
     assert "chose `sdpa`: sdpa 97.5 ms, sdpa_math 195.4 ms, explicit 135.7 ms" in text
-    assert "took 67.6 ms" in text and "at its slowest" in text
+    assert "after the ladder: `explicit` 67.6 ms" in text and "at its slowest" in text
     close = {**result, "attention_train_ms_explicit": 120.0}
-    assert "took" not in wording.probe_reading(close)  # within 1.5x: nothing to explain
+    assert "after the ladder" not in wording.probe_reading(close)  # within 1.5x: no gap
 
 
 def test_two_measurements_of_one_kind_of_machine_keep_their_own_columns(tmp_path):

@@ -12,7 +12,7 @@ printed as a table and written as one JSON file a machine.
 - model-FLOPs utilisation against the measured limit (FLOPs per token 6·N + 12·L·d·T);
 - evaluation tokens/s (no gradients, the evaluator's precision) and its ceiling: the linear
   layers alone need 2·N_linear FLOPs a token, so no evaluator beats limit / 2·N_linear
-  (``evaluation_speed``); one layer's attention through three kernels, forward, and forward
+  (``evaluation_speed``); one layer's attention through every kernel, forward, and forward
   and backward (``attention_speed``), and (CPU) all threads against one;
 - transformers' GPT-2 of the same shape, in turns with ours (``peer_speed``);
 - tokenization MB/s for ``char`` and ``gpt2`` (all cores; ``tokenization_speed``), and peak

@@ -28,6 +28,10 @@ def load_benchmarks(folder: str | os.PathLike) -> list[dict]:
         result["file"] = path.name
         if result.get("train"):
             result["rungs_faster_than_default"] = len(rungs_faster_than_default(result))
+        chosen = result.get(f"attention_train_ms_{result.get('train_attention')}")
+        if chosen:
+            result["attention_choice_over_fastest"] = chosen / min(
+                v for k, v in result.items() if k.startswith("attention_train_ms_"))
         if result.get("eval_split_tokens_per_s") and result.get("eval_ceiling_tokens_per_s"):
             result["eval_split_of_ceiling"] = (result["eval_split_tokens_per_s"]
                                                / result["eval_ceiling_tokens_per_s"])
@@ -73,9 +77,12 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("attention_ms_sdpa", "one layer's attention, SDPA as the model calls it", "ms"),
     ("attention_ms_sdpa_math", "  SDPA forced onto its math backend", "ms"),
     ("attention_ms_explicit", "  written out: q·kᵀ, mask, softmax, ·v", "ms"),
+    ("attention_ms_explicit_blocked", "  written out, the future quarter skipped", "ms"),
     ("attention_train_ms_sdpa", "the same, forward and backward: SDPA", "ms"),
     ("attention_train_ms_sdpa_math", "  SDPA's math backend", "ms"),
     ("attention_train_ms_explicit", "  written out", "ms"),
+    ("attention_train_ms_explicit_blocked", "  written out, the future quarter skipped", "ms"),
+    ("attention_choice_over_fastest", "  the rule's kernel over the fastest", "×"),
     ("eval_all_threads_over_one", "evaluation, all threads over one", "×"),
     ("eval_split_documents", "test pages the evaluator scored (62: the whole split)", "pages"),
     ("eval_split_seconds", "evaluator on those test pages", "s"),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from h2q_lib.bench.performance import format_measure, gain_over_trainer, machine_label
 from h2q_lib.claims.completion_report import REPORT
+from h2q_lib.training.attention_rule import MIN_GAIN
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ GPU_RECIPE_SPEEDUP = 60  # "the report's full 104M-token recipe in under 5 minut
 PERFORMANCE_REVIEW = "project target (performance review)"
 EVALUATION_REVIEW = "project target (evaluation review)"
 SPEED_REVIEW = "project target (speed review, side by side with transformers)"
+ATTENTION_REVIEW = "project target (attention rule)"
 
 TARGETS: tuple[Target, ...] = (
     Target("training MFU against a bf16 limit", "train_MFU_vs_measured_limit", 0.75,
@@ -54,6 +56,9 @@ TARGETS: tuple[Target, ...] = (
            SPEED_REVIEW),
     Target("evaluation over transformers' GPT-2 (×)", "eval_over_transformers", 1.3, True,
            SPEED_REVIEW),
+    # the rule keeps the default unless another kernel is MIN_GAIN faster: its resolution
+    Target("attention: the rule's kernel over the fastest, timed after the ladder (×)",
+           "attention_choice_over_fastest", 1 + MIN_GAIN, False, ATTENTION_REVIEW),
     Target("ladder rungs measurably faster than the trainer's default",
            "rungs_faster_than_default", 0, False, SPEED_REVIEW, ("cpu", "cuda")),
     Target("trainer over the plain fp32 eager loop", "speedup_vs_eager_fp32", 4.0, True,
@@ -147,6 +152,7 @@ def target_table(result: dict) -> pd.DataFrame:
 # the unit of each target's measure (``format_measure``)
 TARGET_UNITS = {"train_MFU_vs_measured_limit": "fraction", "eval_split_of_ceiling": "fraction",
                 "train_over_transformers": "×", "eval_over_transformers": "×",
+                "attention_choice_over_fastest": "×",
                 "speedup_vs_eager_fp32": "×", "eval_over_train": "×", "char_MB_per_s": "MB/s",
                 "peak_rss_GB": "GB", "eval_split_seconds": "s", "best_tokens_per_s": "tokens/s"}
 

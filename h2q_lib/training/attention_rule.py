@@ -3,11 +3,12 @@ measurement as the precision rule (``hardware.choose_precision``) chooses the pr
 
 - A kernel asked for by name (``--attention``) is used as asked.
 - ``auto`` times one layer's attention, forward and backward, at the run's shape (its
-  micro-batch, heads, context and precision) through every kernel, in turns over a few
-  passes (``probe_attention``), and takes the fastest only where it beats the default
-  (``sdpa``) by more than the probe's own noise and by at least ``MIN_GAIN``
-  (``pick_kernel``); else the default. On one AVX-512 EPYC the written-out form runs 1.6x as
-  fast as ``sdpa``, on an AMX Xeon 0.7x, so no single kernel is right for every CPU.
+  micro-batch, heads, context and precision, under the run's autocast) through every
+  kernel, in turns over a few passes (``probe_attention``), and takes the fastest only where
+  it beats the default (``sdpa``) by more than the probe's own noise and by at least
+  ``MIN_GAIN`` (``pick_kernel``); else the default. On one AVX-512 EPYC the written-out form
+  runs 1.6x as fast as ``sdpa``, on an AMX Xeon 0.7x, so no single kernel is right for
+  every CPU.
 - A resumed run keeps the kernel it trained with unless another is asked for by name
   (``session_attention``). The kernel, the reason and the probe's times go into the run's
   session record and summary; none of it is part of the recipe, whose hash is unchanged.
@@ -23,6 +24,7 @@ import torch
 
 from h2q_lib.model.attention import DEFAULT_KERNEL, KERNELS, causal_attention, check_kernel
 from h2q_lib.model.gpt import GPTConfig
+from h2q_lib.training.hardware import autocast
 from h2q_lib.training.timing import paired_step_seconds
 
 # a kernel replaces the default only when it is at least this much faster (a share of the
@@ -81,15 +83,25 @@ def attention_inputs(cfg: GPTConfig, batch: int, device: str, precision: str
     return q, k, v, torch.randn(shape, generator=gen).to(device, dtype)
 
 
+def attention_under_autocast(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel: str,
+                             device: str, precision: str) -> torch.Tensor:
+    """``causal_attention`` through ``kernel`` under ``precision``'s autocast, as the model's
+    forward calls it in a run, the output in the inputs' type."""
+    with autocast(device, precision):
+        return causal_attention(q, k, v, kernel).to(q.dtype)
+
+
 def probe_attention(cfg: GPTConfig, batch: int, device: str, precision: str,
                     passes: int = PROBE_PASSES) -> dict[str, list[float]]:
     """Milliseconds of one layer's attention, forward and backward to q, k and v, at the
-    model's heads and context for ``batch`` sequences, per kernel and pass (in turns)."""
+    model's heads and context for ``batch`` sequences, per kernel and pass (in turns), under
+    ``precision``'s autocast as a training step runs it (a softmax autocasts to fp32)."""
     q, k, v, grad_out = attention_inputs(cfg, batch, device, precision)
 
     def step(kernel: str) -> Callable[[], object]:
-        return lambda: torch.autograd.grad(causal_attention(q, k, v, kernel), (q, k, v),
-                                           grad_out)
+        return lambda: torch.autograd.grad(attention_under_autocast(q, k, v, kernel, device,
+                                                                    precision),
+                                           (q, k, v), grad_out)
 
     seconds = paired_step_seconds({kernel: step(kernel) for kernel in KERNELS}, passes, device)
     return {kernel: [1e3 * s for s in values] for kernel, values in seconds.items()}

@@ -70,20 +70,31 @@ def ladder_notes(result: dict) -> str:
         threads = (f"; evaluation with all {result['threads']} threads runs "
                    f"{result['eval_all_threads_over_one']:.2f}× one thread."
                    if "eval_all_threads_over_one" in result else ".")
-        parts.append(
-            f"One layer's causal attention at the model's shape, forward: "
-            f"{result['attention_ms_sdpa']:.1f} ms through `scaled_dot_product_attention` as "
-            f"the model calls it, {result['attention_ms_sdpa_math']:.1f} ms on its math "
-            f"backend, {result['attention_ms_explicit']:.1f} ms written out" + threads)
+        parts.append("One layer's causal attention at the model's shape, forward: "
+                     + kernel_times(result, "attention_ms_") + threads)
     if "attention_train_ms_sdpa" in result:
-        parts.append(
-            "Forward and backward, as a training step runs it: "
-            f"{result['attention_train_ms_sdpa']:.1f} ms through SDPA, "
-            f"{result['attention_train_ms_sdpa_math']:.1f} ms on its math backend, "
-            f"{result['attention_train_ms_explicit']:.1f} ms written out.")
+        parts.append("Forward and backward, as a training step runs it: "
+                     + kernel_times(result, "attention_train_ms_") + ".")
     parts += [probe_reading(result)] if result.get("train_attention_probe_ms") else []
     parts += [layout_reading(result)]
     return "\n\n".join(parts)
+
+
+# how each attention kernel (``model.attention.KERNELS``) is named in a sentence
+KERNEL_WORDS = {
+    "sdpa": "through `scaled_dot_product_attention` as the model calls it",
+    "sdpa_math": "on its math backend",
+    "explicit": "written out",
+    "explicit_blocked": "written out over two blocks of queries, the future quarter of the "
+                        "scores skipped",
+}
+
+
+def kernel_times(result: dict, prefix: str) -> str:
+    """The milliseconds of each attention kernel the result timed (keys ``prefix`` + kernel),
+    in ``KERNEL_WORDS``'s order, as one clause."""
+    return ", ".join(f"{result[prefix + kernel]:.1f} ms {words}"
+                     for kernel, words in KERNEL_WORDS.items() if prefix + kernel in result)
 
 
 def layout_reading(result: dict) -> str:
@@ -111,13 +122,15 @@ def probe_reading(result: dict) -> str:
     probe, kernel = result["train_attention_probe_ms"], result["train_attention"]
     text = (f"The attention rule, probing at the benchmark's start, chose `{kernel}`: "
             + ", ".join(f"{k} {ms:.1f} ms" for k, ms in probe.items()) + ".")
-    later = result.get("attention_train_ms_explicit")
-    if later and probe.get("explicit") and probe["explicit"] > 1.5 * later:
-        text += (f" Timed again after the ladder, the written-out form took {later:.1f} ms: "
-                 "its large score tensors are mapped fresh from the operating system at every "
-                 "call in a new process, and served from the grown heap later, so the probe at "
-                 "a run's start measures the form at its slowest. Its choice is right for the "
-                 "start of a run and may not be for the steps that follow.")
+    later_ms = {k: result.get(f"attention_train_ms_{k}") for k in probe}
+    slow = [k for k, ms in probe.items() if later_ms[k] and ms > 1.5 * later_ms[k]]
+    if slow:
+        later = ", ".join(f"`{k}` {later_ms[k]:.1f} ms" for k in slow)
+        text += (f" Timed again after the ladder: {later}. A written-out form's large score "
+                 "tensors are mapped fresh from the operating system at every call in a new "
+                 "process, and served from the grown heap later, so the probe at a run's start "
+                 "measures it at its slowest. Its choice is right for the start of a run and "
+                 "may not be for the steps that follow.")
     allocator = result.get("train_allocator")
     if allocator:
         text += f" The C allocator during the benchmark: {allocator}."
