@@ -18,6 +18,8 @@ TINY = GPTConfig(vocab_size=11, n_layer=2, n_embd=32, n_head=2, n_ff=64, block_s
     ("aten::addmm", (), "matrix products"),
     ("aten::_scaled_dot_product_flash_attention_for_cpu", (), "attention"),
     ("aten::_log_softmax", (), "cross-entropy"),
+    ("aten::bmm", (), "attention"),  # the written-out kernels' q·kᵀ and ·v
+    ("aten::_softmax_backward_data", (), "attention"),
     ("aten::native_layer_norm_backward", (), "LayerNorm"),
     ("aten::_to_copy", (), "casts and copies"),
     ("aten::mul", ("optimizer",), "optimizer"),  # inside a range, the range decides
@@ -36,6 +38,16 @@ def test_training_profile_accounts_for_the_whole_step_and_every_matrix_flop():
     linear = evaluation_speed.linear_flops_per_token(TINY)
     assert parts["matrix products"]["flops"] == 3 * linear * tokens
     assert parts["matrix products"]["of_limit"] > 0
+
+
+@pytest.mark.parametrize("kernel", ["explicit", "explicit_blocked"])
+def test_a_written_out_kernels_products_are_attention_not_the_linear_layers(kernel):
+    parts = profiling.profile_training_step(TINY, "cpu", "fp32", 2, 2, limit=1e10,
+                                            attention=kernel)["parts"]
+    linear = evaluation_speed.linear_flops_per_token(TINY)
+    assert parts["matrix products"]["flops"] == 3 * linear * 2 * 2 * TINY.block_size
+    assert parts["attention"]["seconds"] > 0
+    assert sum(p["share"] for p in parts.values()) == pytest.approx(1.0)
 
 
 def test_eval_profile_counts_the_forward_matrix_flops():

@@ -241,8 +241,10 @@ def measure_beside_ladder(s: BenchSetting, limit: float, split: Split | None,
     # the peer in turns with the trainer's own step, so that a slow spell hits both sides
     peer = (peer_comparison(s.cfg, s.device, s.precision, s.batch_size, s.accum,
                             2 if s.quick else 5, s.attention.kernel) if with_peer else {})
+    # the step with the trainer's kernel; evaluation keeps SDPA, as the evaluator does
     profiles = ({"profile_train": profile_training_step(s.cfg, s.device, s.precision,
-                                                        s.batch_size, s.accum, limit),
+                                                        s.batch_size, s.accum, limit,
+                                                        s.attention.kernel),
                  "profile_eval": profile_eval_batch(s.cfg, s.device, s.precision,
                                                     s.batch_size, limit)}
                 if with_profile else {})

@@ -1,15 +1,17 @@
 """Where a training step and an evaluation batch spend their time (``torch.profiler``).
 
 One step is run under the profiler the way the trainer runs it: ``accum`` micro-batches cut
-from a token array (``batches.get_batch``), autocast at the chosen precision, backward, gradient
-clipping and AdamW. Every operator's *self* time (its own, not its children's) goes to one
-category; the wall time no operator accounts for is Python and the framework around them.
+from a token array (``batches.get_batch``), autocast at the chosen precision, attention
+through the attention rule's kernel, backward, gradient clipping and AdamW. Every
+operator's *self* time (its own, not its children's) goes to one category; the wall time no
+operator accounts for is Python and the framework around them.
 
 The two kinds of work that have a FLOP count are also put against the measured matrix-product
-limit: the matrix products (the profiler's own FLOP count of ``mm``/``addmm``/``bmm``) and
-attention (``4·T²·d`` a layer and sequence forward, ``2.5×`` that forward + backward, the flash
-kernel recomputing its scores). The rest moves memory more than it computes, so it has no FLOP
-ceiling; its share is what it costs.
+limit: the linear layers' matrix products (the profiler's own FLOP count of ``mm``/``addmm``)
+and attention, whichever kernel runs it, at one yardstick: ``4·T²·d`` a layer and sequence
+forward and ``2.5×`` that forward + backward, as the flash kernel computes it (recomputing its
+scores; the written-out forms do 3× forward, the blocked one three quarters of all that). The
+rest moves memory more than it computes, so it has no FLOP ceiling; its share is what it costs.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ from h2q_lib.training.hardware import autocast
 
 # (category, words any of which in an operator's name puts it there), first match wins;
 # "data" and "optimizer" are the record_function ranges of the step, matched on ancestors
+# attention is SDPA's kernels or, written out (``model.attention``), its batched products
+# (the model's linear layers run ``mm``/``addmm``, never ``bmm``), softmax (not the loss's
+# log-softmax), mask and the blocked form's slices and concatenation, forward and backward
 OPERATOR_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("attention", ("flash_attention", "scaled_dot_product", "efficient_attention")),
+    ("attention", ("flash_attention", "scaled_dot_product", "efficient_attention",
+                   "aten::bmm", "aten::softmax", "aten::_softmax", "masked_fill", "aten::triu",
+                   "aten::cat", "slice_backward")),
     ("matrix products", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
                          "aten::matmul", "aten::linear")),
     ("LayerNorm", ("layer_norm",)),
@@ -104,12 +111,13 @@ def _token_array(cfg: GPTConfig, n: int = 200_000) -> np.ndarray:
 
 
 def profile_training_step(cfg: GPTConfig, device: str, precision: str, batch: int, accum: int,
-                          limit: float) -> dict:
-    """One optimizer step of ``accum × batch`` sequences, profiled after two warm-up steps."""
+                          limit: float, attention: str = "sdpa") -> dict:
+    """One optimizer step of ``accum × batch`` sequences, attention through the kernel
+    ``attention``, profiled after two warm-up steps."""
     from h2q_lib.training.batches import get_batch
 
     torch.manual_seed(0)
-    model = GPT(cfg).to(device)
+    model = GPT(cfg).to(device).set_attention(attention)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     tokens = _token_array(cfg)
     rng = np.random.default_rng(0)
@@ -139,10 +147,11 @@ def profile_training_step(cfg: GPTConfig, device: str, precision: str, batch: in
 
 @torch.inference_mode()
 def profile_eval_batch(cfg: GPTConfig, device: str, precision: str, batch: int,
-                       limit: float) -> dict:
-    """One evaluation forward of ``batch`` full windows, profiled after two warm-up calls."""
+                       limit: float, attention: str = "sdpa") -> dict:
+    """One evaluation forward of ``batch`` full windows, attention through the kernel
+    ``attention``, profiled after two warm-up calls."""
     torch.manual_seed(0)
-    model = GPT(cfg).to(device).eval()
+    model = GPT(cfg).to(device).eval().set_attention(attention)
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
 
     def forward():
