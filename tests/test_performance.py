@@ -288,8 +288,8 @@ def _profiled(**over):
              "attention": {"seconds": 3.0, "share": 0.3, "flops": 1e11, "of_limit": 0.1},
              "GELU": {"seconds": 3.0, "share": 0.3, "flops": 0.0, "of_limit": None}}
     profile = {"wall_s": 10.0, "tokens_per_s": 1000.0, "parts": parts}
-    return _fake_result(matmul_limit_TFLOPs=1.0, flops_per_token=1.0e8,
-                        profile_train=profile, profile_eval=profile, **over)
+    return _fake_result(**{"matmul_limit_TFLOPs": 1.0, "flops_per_token": 1.0e8,
+                           "profile_train": profile, "profile_eval": profile, **over})
 
 
 def test_profile_table_gives_each_part_its_share_and_fraction_of_the_limit():
@@ -305,6 +305,9 @@ def test_profile_table_gives_each_part_its_share_and_fraction_of_the_limit():
     assert "its 75% target" in text and "its 80% target" in wording.profile_reading(
         _profiled(matmul_limit_type="fp32"))
     assert "the limit lies in" in wording.profile_reading(_profiled(device="cuda"))
+    assert "not in the matrix products" in text  # at the limit they would give 12.5 %
+    enough = wording.profile_reading(_profiled(flops_per_token=7e8))  # 87.5 % at the limit
+    assert "enough for its 75% target" in enough and "not in the matrix" not in enough
     # with attention timed forward and backward, the bound it sets is read out too
     timed = wording.profile_reading(_profiled(parameters=10_000_000,
                                                   attention_train_ms_sdpa=100.0,

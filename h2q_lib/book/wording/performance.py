@@ -219,9 +219,14 @@ def profile_reading(result: dict) -> str:
                  "of it")
     text += (f"; everything else (LayerNorm, GELU, casts, the optimizer, Python) "
              f"{n.rest_share:.0%}. Were every matrix product at the limit and nothing else "
-             f"faster, the trainer would reach {n.matmul_bound_mfu:.0%} of the limit: the "
-             f"remaining distance to {mfu_target_words(n.mfu_target)} lies in attention and the "
-             "memory-bound work, not in the matrix products.")
+             f"faster, the trainer would reach {n.matmul_bound_mfu:.0%} of the limit")
+    if n.mfu_target is not None and n.matmul_bound_mfu >= n.mfu_target:
+        text += (f", enough for {mfu_target_words(n.mfu_target)}: what is left of the distance "
+                 "lies in the matrix products as well as in attention and the memory-bound "
+                 "work.")
+    else:
+        text += (f": the remaining distance to {mfu_target_words(n.mfu_target)} lies in "
+                 "attention and the memory-bound work, not in the matrix products.")
     if n.attention_bound_of_limit is not None:
         text += (f" Attention itself does not run near the limit with any kernel measured: "
                  f"at the fastest ({n.attention_ms:.0f} ms a layer, "
@@ -229,8 +234,8 @@ def profile_reading(result: dict) -> str:
                  f"{n.attention_ms_at_limit:.0f} ms were its FLOPs at the limit), with "
                  "every matrix product at the limit and all other work free, the trainer "
                  f"would reach {n.attention_bound_of_limit:.0%} of the "
-                 "limit. That is the most this machine allows with PyTorch's attention "
-                 "kernels; above it lies only a faster attention kernel.")
+                 "limit. That is the most this machine allows with the attention kernels "
+                 "timed here; above it lies only a faster attention kernel.")
     return text
 
 
