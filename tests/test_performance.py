@@ -356,7 +356,7 @@ def test_the_attention_rules_choice_is_judged_against_the_fastest_kernel_timed_l
     assert loaded["a"]["attention_choice_over_fastest"] == 1.0
     assert loaded["b"]["attention_choice_over_fastest"] == pytest.approx(70 / 60)
     assert "attention_choice_over_fastest" not in loaded["c"]  # measured before the rule
-    name = "attention: the rule's kernel over the fastest, timed after the ladder (×)"
+    name = "attention rule's kernel over the fastest (×)"
     assert performance_targets.target_table(loaded["a"]).loc[name, "met"]
     assert not performance_targets.target_table(loaded["b"]).loc[name, "met"]  # 17 % slower
     assert name not in performance_targets.target_table(loaded["c"]).index
