@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from h2q_lib.bench.performance import format_measure, gain_over_trainer, machine_label
+from h2q_lib.bench.performance import (
+    fastest_attention_ms,
+    format_measure,
+    gain_over_trainer,
+    machine_label,
+)
 from h2q_lib.claims.completion_report import REPORT
 from h2q_lib.training.attention_rule import MIN_GAIN
 
@@ -74,14 +79,6 @@ TARGETS: tuple[Target, ...] = (
     Target("training tokens/s on one H100-class GPU", "best_tokens_per_s",
            GPU_RECIPE_SPEEDUP * REPORT.avg_tokens_per_s, True, PERFORMANCE_REVIEW, ("cuda",)),
 )
-
-
-def fastest_attention_ms(result: dict, work: str) -> float | None:
-    """The fastest measured kernel's milliseconds for one layer's attention over one
-    micro-batch: ``work="train"`` forward and backward, ``"eval"`` forward alone."""
-    prefix = "attention_train_ms_" if work == "train" else "attention_ms_"
-    times = [v for k, v in result.items() if k.startswith(prefix)]
-    return min(times) if times else None
 
 
 def attention_bound_tokens_per_s(result: dict, work: str) -> float | None:

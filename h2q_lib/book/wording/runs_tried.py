@@ -96,7 +96,7 @@ def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
     if not tried:
         return {"unstated_verdict": "not tested yet",
                 "unstated_numbers": "no pre-registered run is committed"}
-    reached, short = [], []
+    reached, short, stated_losses = [], [], stated.val_losses()
     for run in tried:
         result = row_results(run, (step,), claims)[0]
         if result.val_loss is not None:
@@ -104,7 +104,7 @@ def unstated_settings_values(tried: list[Run], stated: Run, step: int = 500,
             continue
         measured = run.val_losses()
         at = max(measured, default=None)
-        base = stated.val_losses().get(at)
+        base = stated_losses.get(at)
         if base is not None:
             short.append(f"{run.name.split()[0]} {measured[at]:.3f} at step {at:,}, "
                          f"{measured[at] - base:+.3f} from the stated run there")
